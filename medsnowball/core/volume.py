@@ -161,6 +161,9 @@ class CTVolume:
         patient: Identifying patient fields (hidden from ``repr``).
         warnings: Human-readable notes about how the image was read (e.g. resampled
             onto a regular grid because a slice was missing).
+        source_files: For DICOM series, the instance files in slice order (first = the
+            slice at ``k = 0``); empty for other formats. Writers of DICOM SEG / SR use
+            them to reference the source images.
     """
 
     array: NDArray[Any]
@@ -172,6 +175,7 @@ class CTVolume:
     acquisition: AcquisitionInfo = field(default_factory=AcquisitionInfo)
     patient: PatientInfo = field(default_factory=PatientInfo, repr=False)
     warnings: tuple[str, ...] = ()
+    source_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         a = np.asarray(self.array)
@@ -183,6 +187,7 @@ class CTVolume:
             )
         object.__setattr__(self, "array", _readonly(a))
         object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "source_files", tuple(str(f) for f in self.source_files))
 
     def __repr__(self) -> str:
         return (
