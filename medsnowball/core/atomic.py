@@ -13,6 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; outputs get the usual
+# permissions (0666 minus the umask) instead. Read once, at import, single-threaded.
+_FILE_MODE = 0o666 & ~_process_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
@@ -36,6 +47,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         if tmp.is_dir():
             raise IsADirectoryError(f"atomic_path expected a file at {tmp}, found a folder.")
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, final)
     finally:
         if tmp.exists() and tmp.is_file():

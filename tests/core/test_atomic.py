@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,25 @@ def test_atomic_write_creates_file_and_leaves_no_temp(tmp_path: Path) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["findings.json"]
 
 
+def test_output_gets_umask_permissions_not_private(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    atomic_write_text(out, "x")
+    old = os.umask(0o022)
+    os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~old
+
+
 def test_failed_write_keeps_previous_content(tmp_path: Path) -> None:
     out = tmp_path / "a.txt"
     out.write_text("old")
-    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("killed")
+
+    def killed_mid_write() -> None:
+        with atomic_path(out) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        killed_mid_write()
     assert out.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
 
