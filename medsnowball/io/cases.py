@@ -178,6 +178,12 @@ def _select_dicom(disc: Discovery, out: CaseList) -> None:
             )
 
 
+# Unsigned integer images without a rescale cannot hold HU air: label maps and masks
+# (e.g. our own lungs.nii.gz / nodules.nii.gz outputs), never CT in HU. A rescaled
+# unsigned NIfTI reports a float pixel type, so it is not caught here.
+_LABEL_PIXEL_TYPES = frozenset({"8-bit unsigned integer", "16-bit unsigned integer"})
+
+
 def _select_images(disc: Discovery, out: CaseList, used: set[str]) -> None:
     for path in disc.images:
         kind = image_kind(path) or "nifti"
@@ -197,6 +203,26 @@ def _select_images(disc: Discovery, out: CaseList, used: set[str]) -> None:
                     False,
                     f"unreadable: {exc}",
                     "unreadable",
+                    None,
+                    kind,
+                    str(path),
+                )
+            )
+            continue
+        if info.pixel_type in _LABEL_PIXEL_TYPES:
+            out.rows.append(
+                SeriesRow(
+                    "-",
+                    stem,
+                    path.name,
+                    "?",
+                    info.size_xyz[2] if len(info.size_xyz) >= 3 else 1,
+                    None,
+                    "unknown",
+                    False,
+                    f"not a CT in HU: {info.pixel_type} pixels cannot hold air (-1000 HU); "
+                    "looks like a label map or mask",
+                    "label_map",
                     None,
                     kind,
                     str(path),

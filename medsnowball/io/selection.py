@@ -74,6 +74,7 @@ ReasonCode = Literal[
     "too_few_slices",
     "not_preferred",
     "unreadable",
+    "label_map",
 ]
 
 

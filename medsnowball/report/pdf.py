@@ -68,24 +68,94 @@ def _new_page() -> Figure:
     return Figure(figsize=A4_INCHES, facecolor="white")
 
 
+#: Largest font size (pt) of the nodule table; it shrinks to fit the page width.
+TABLE_MAX_FONT_PT = 6.5
+#: Smallest font size (pt) of the nodule table; below it cells wrap more instead.
+TABLE_MIN_FONT_PT = 4.5
+#: Width of the table in figure coordinates (left margin :data:`TABLE_LEFT`).
+TABLE_WIDTH = 0.92
+TABLE_LEFT = 0.04
+#: Longest line (characters) of a body cell / header cell before it wraps.
+_CELL_WRAP_CHARS = 18
+_HEADER_WRAP_CHARS = 10
+#: Average glyph width of DejaVu Sans as a fraction of the font size, plus cell padding.
+_CHAR_EM = 0.62
+_CELL_PAD_CHARS = 1.6
+
+
+def _wrap_cell(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(str(text), width, break_on_hyphens=False) or [""])
+
+
+def table_layout(
+    rows: Sequence[Sequence[str]], header: Sequence[str], width_pt: float
+) -> tuple[list[list[str]], list[str], list[float], float]:
+    """Wrap and size the nodule table so that it fits ``width_pt`` points.
+
+    Long cells wrap at :data:`_CELL_WRAP_CHARS` characters (headers at
+    :data:`_HEADER_WRAP_CHARS`), column widths are proportional to each column's longest
+    line, and the font shrinks from :data:`TABLE_MAX_FONT_PT` (to at least
+    :data:`TABLE_MIN_FONT_PT`) until the columns fit; if even that is too wide, the cells
+    wrap tighter.
+
+    Args:
+        rows: Table body, one sequence of strings per row.
+        header: Column titles.
+        width_pt: Width available for the table, in points.
+
+    Returns:
+        ``(wrapped_rows, wrapped_header, column_widths, font_pt)``; the column widths are
+        fractions of the table width and sum to 1.
+    """
+    cell_wrap, head_wrap = _CELL_WRAP_CHARS, _HEADER_WRAP_CHARS
+    while True:
+        body = [[_wrap_cell(c, cell_wrap) for c in r] for r in rows]
+        head = [_wrap_cell(h, head_wrap) for h in header]
+        chars = []
+        for j, h in enumerate(head):
+            lines = [len(line) for line in h.split("\n")]
+            for r in body:
+                if j < len(r):
+                    lines += [len(line) for line in r[j].split("\n")]
+            chars.append(max(lines) + _CELL_PAD_CHARS)
+        total = float(sum(chars))
+        font = min(TABLE_MAX_FONT_PT, width_pt / (total * _CHAR_EM))
+        if font >= TABLE_MIN_FONT_PT or cell_wrap <= 6:
+            break
+        cell_wrap, head_wrap = cell_wrap - 2, max(6, head_wrap - 1)
+    widths = [c / total for c in chars]
+    return body, head, widths, max(font, TABLE_MIN_FONT_PT)
+
+
 def _draw_table(
     fig: Figure, rows: Sequence[Sequence[str]], header: Sequence[str], top: float
 ) -> None:
+    width_pt = TABLE_WIDTH * A4_INCHES[0] * 72.0
+    body, head, widths, font = table_layout(rows, header, width_pt)
+    lines = [max(c.count("\n") + 1 for c in r) if r else 1 for r in [head, *body]]
+    line_h = font * 1.6 / 72.0 / A4_INCHES[1]
+    heights = [n * line_h + 0.006 for n in lines]
     bottom = 0.05
-    height = min(top - bottom, 0.02 * (len(rows) + 1))
-    ax = fig.add_axes((0.04, top - height, 0.92, height))
+    height = min(top - bottom, sum(heights))
+    ax = fig.add_axes((TABLE_LEFT, top - height, TABLE_WIDTH, height))
     ax.axis("off")
-    table = ax.table(cellText=[list(r) for r in rows], colLabels=list(header), loc="upper center")
+    table = ax.table(
+        cellText=body, colLabels=head, colWidths=widths, loc="upper left", cellLoc="left"
+    )
+    # a long table is squeezed to the page height: shrink its font by the same factor
+    scale = height / sum(heights) if sum(heights) > 0 else 1.0
+    font *= min(1.0, scale)
     table.auto_set_font_size(False)
-    table.set_fontsize(6.5)
-    table.scale(1.0, 1.0)
-    for (row, _col), cell in table.get_celld().items():
+    table.set_fontsize(font)
+    for (row, col), cell in table.get_celld().items():
         cell.get_text().set_parse_math(False)
         cell.set_linewidth(0.3)
+        cell.set_height(heights[row] * scale / height)
+        # about half a character of padding on each side, as a fraction of the column width
+        cell.PAD = 0.5 * font * _CHAR_EM / (widths[col] * width_pt)
         if row == 0:
             cell.set_facecolor("#eeeeee")
             cell.get_text().set_fontweight("bold")
-    table.auto_set_column_width(list(range(len(header))))
 
 
 def _title_page(context: ReportContext) -> Figure:
@@ -236,7 +306,10 @@ def write_pdf(
 
 __all__ = [
     "CONTINUATION_TABLE_ROWS",
+    "TABLE_MAX_FONT_PT",
+    "TABLE_MIN_FONT_PT",
     "TITLE_TABLE_ROWS",
     "expected_page_count",
+    "table_layout",
     "write_pdf",
 ]

@@ -116,7 +116,9 @@ def prepare(
         par, noise = -850.0, 20.0
     # keep the detector's centre when it lies on something denser than parenchyma;
     # otherwise move to the densest nodule-scale blob nearby
-    here = float(np.median(smooth[ball(smooth.shape, c, max(0.7, d0 / 8.0), sp)]))
+    core = ball(smooth.shape, c, max(0.7, d0 / 8.0), sp)
+    # at coarse spacing the small ball can miss every voxel centre: use the nearest voxel
+    here = float(np.median(smooth[core])) if core.any() else float(smooth[c_idx])
     if here - par < max(p.min_contrast_hu, p.noise_k * noise):
         coarse = ndi.gaussian_filter(patch.hu, sigma_vox(max(1.0, d0 / 6.0), sp), truncate=2.5)
         search = ball(coarse.shape, c, max(1.5, 0.3 * d0), sp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -120,3 +121,21 @@ def test_single_volume_4d_nifti_is_squeezed(tmp_path):
     vol = load_ct(tmp_path / "one.nii.gz")
     assert vol.shape == (6, 5, 4)
     assert vol.array[5, 4, 3] == data[3, 4, 5, 0]
+
+
+def test_label_maps_are_not_cases(tmp_path: Path) -> None:
+    """Unsigned label maps (our own mask outputs) are skipped with a reason, CT is kept."""
+    import numpy as np
+
+    from medsnowball.core import ImageGeometry
+    from medsnowball.io import find_cases, write_image
+
+    geom = ImageGeometry((8, 16, 16), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    ct = np.full((8, 16, 16), -1000, np.int16)
+    write_image(ct, tmp_path / "scan.nii.gz", geom)
+    write_image(np.ones((8, 16, 16), np.uint8), tmp_path / "lungs.nii.gz", geom)
+    write_image(np.ones((8, 16, 16), np.uint16), tmp_path / "nodules.nii.gz", geom)
+    cases = find_cases([tmp_path])
+    assert [c.case_id for c in cases.cases] == ["scan"]
+    skipped = {r.description: r.code for r in cases.rows if not r.selected}
+    assert skipped == {"lungs.nii.gz": "label_map", "nodules.nii.gz": "label_map"}

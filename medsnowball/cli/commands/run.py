@@ -1,0 +1,233 @@
+"""``medsnowball run``: analyse every CT case found under the inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from medsnowball.cli.common import (
+    EXIT_INTERRUPTED,
+    err_console,
+    fail,
+    setup_logging,
+    stderr_is_tty,
+)
+
+__all__ = ["execute_batch", "register"]
+
+DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("local", "dask")
+
+
+def execute_batch(
+    inputs: list[Path],
+    out: Path,
+    *,
+    pipeline: str,
+    device: str,
+    workers: int,
+    resume: bool,
+    formats: str | None,
+    include_patient_info: bool,
+    threshold: float | None,
+    verbose: bool,
+    quiet: bool,
+    executor: str = "local",
+    scheduler: str | None = None,
+) -> int:
+    """Run a batch the CLI way: logging, progress bar, summary; returns the exit code.
+
+    Returns:
+        0 when every case is ok, 1 when some failed, 2 for usage errors (bad pipeline,
+        options or no case found), 130 when interrupted.
+    """
+    from medsnowball.core.errors import ConfigError, MedsnowballError, NoSeriesFoundError
+
+    setup_logging(verbose=verbose, quiet=quiet, log_file=out / "medsnowball.log")
+    if device not in DEVICES:
+        fail(f"--device: expected one of {', '.join(DEVICES)}, found {device!r}.")
+    if workers < 1:
+        fail(f"--workers: expected >= 1, found {workers}.")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        fail(f"--threshold: expected a number in [0, 1], found {threshold}.")
+    if executor not in EXECUTORS:
+        fail(f"--executor: expected one of {', '.join(EXECUTORS)}, found {executor!r}.")
+    if scheduler is not None and executor != "dask":
+        fail("--scheduler needs --executor dask (the local executor runs on this machine).")
+
+    from medsnowball.cli.progress import CaseProgress
+    from medsnowball.pipeline import Pipeline, parse_formats, run_batch
+    from medsnowball.pipeline.dask_executor import make_executor
+
+    try:
+        pipe = Pipeline.from_yaml(pipeline)
+        fmt = parse_formats(formats)
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        exe = make_executor(
+            executor,  # type: ignore[arg-type]
+            workers=workers,
+            scheduler=scheduler,
+            gpu=False if device == "cpu" else None,
+        )
+    except MedsnowballError as exc:  # ConfigError, MissingDependencyError
+        fail(str(exc))
+    try:
+        with CaseProgress(enabled=stderr_is_tty() and not quiet) as progress:
+            summary = run_batch(
+                [str(p) for p in inputs],
+                out,
+                pipeline=pipe,
+                workers=workers,
+                resume=resume,
+                formats=fmt,
+                device=device,  # type: ignore[arg-type]
+                include_patient_info=include_patient_info,
+                threshold=threshold,
+                progress=progress,
+                executor=exe,
+            )
+    except (ConfigError, NoSeriesFoundError, FileNotFoundError) as exc:
+        fail(str(exc))
+    except MedsnowballError as exc:
+        fail(f"{type(exc).__name__}: {exc}")
+    except KeyboardInterrupt:
+        err_console.print(
+            "Interrupted. Finished cases are kept; rerun the same command with --resume."
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        exe.close()  # stops the worker processes (a local Dask cluster's too)
+
+    if summary.skipped_inputs and not quiet:
+        err_console.print(
+            f"{len(summary.skipped_inputs)} series/files were not analysed "
+            "(run 'medsnowball info' on the inputs to see why).",
+            highlight=False,
+        )
+    if not quiet:
+        reused = f", {summary.n_reused} reused (--resume)" if summary.n_reused else ""
+        colour = "green" if summary.n_failed == 0 else "red"
+        err_console.print(
+            f"[{colour}]{summary.n_ok} ok, {summary.n_failed} failed{reused}[/] in "
+            f"{summary.seconds:.1f} s -> {escape(str(summary.summary_csv))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for o in summary.outcomes:
+            if not o.ok:
+                err_console.print(
+                    f"  [red]{o.case_id}[/]: {escape(o.error)}", highlight=False, soft_wrap=True
+                )
+    return summary.exit_code
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to the app."""
+
+    @app.command("run")
+    def run(
+        inputs: Annotated[
+            list[Path],
+            typer.Argument(
+                exists=True,
+                help="CT files or folders (searched recursively: DICOM, NIfTI, MetaImage, NRRD).",
+                show_default=False,
+            ),
+        ],
+        out: Annotated[
+            Path, typer.Option("--out", "-o", help="Output folder.", show_default=False)
+        ],
+        pipeline: Annotated[
+            str,
+            typer.Option(
+                "--pipeline",
+                "-p",
+                help="Shipped pipeline name (lung_nodule_screening, lung_nodule_classical) "
+                "or the path of a pipeline YAML file.",
+            ),
+        ] = "lung_nodule_screening",
+        device: Annotated[
+            str, typer.Option("--device", help="auto | cpu | cuda (for learned steps).")
+        ] = "auto",
+        workers: Annotated[
+            int, typer.Option("--workers", "-j", help="Cases processed in parallel (processes).")
+        ] = 1,
+        resume: Annotated[
+            bool,
+            typer.Option("--resume", help="Skip cases already finished in OUT; rerun the others."),
+        ] = False,
+        formats: Annotated[
+            str | None,
+            typer.Option(
+                "--formats",
+                help="Comma-separated outputs: json,csv,nifti,html,pdf,seg,sr (default: the "
+                "pipeline's; json is always written).",
+                show_default=False,
+            ),
+        ] = None,
+        include_patient_info: Annotated[
+            bool,
+            typer.Option(
+                "--include-patient-info",
+                help="Show patient name/ID/birth date in the HTML/PDF reports (off by default).",
+            ),
+        ] = False,
+        threshold: Annotated[
+            float | None,
+            typer.Option(
+                "--threshold",
+                help="Operating threshold on candidate scores (default: the pipeline's).",
+                show_default=False,
+            ),
+        ] = None,
+        executor: Annotated[
+            str,
+            typer.Option(
+                "--executor",
+                help="Where cases run: local (this machine, --workers processes) or dask (a "
+                "local Dask cluster of --workers processes, or the cluster at --scheduler; "
+                "see docs/distributed.md).",
+            ),
+        ] = "local",
+        scheduler: Annotated[
+            str | None,
+            typer.Option(
+                "--scheduler",
+                help="Address of a running Dask scheduler, e.g. tcp://host:8786 "
+                "(with --executor dask).",
+                show_default=False,
+            ),
+        ] = None,
+        verbose: Annotated[
+            bool, typer.Option("--verbose", "-v", help="Log per-step timings.")
+        ] = False,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")
+        ] = False,
+    ) -> None:
+        """Analyse every CT case under INPUT...: nodules, Lung-RADS, reports.
+
+        Writes OUT/summary.csv, OUT/luna16_candidates.csv and OUT/<case_id>/ per case.
+        Exit code 0: all cases ok; 1: some failed (see summary.csv); 2: usage error.
+        """
+        code = execute_batch(
+            inputs,
+            out,
+            pipeline=pipeline,
+            device=device,
+            workers=workers,
+            resume=resume,
+            formats=formats,
+            include_patient_info=include_patient_info,
+            threshold=threshold,
+            verbose=verbose,
+            quiet=quiet,
+            executor=executor,
+            scheduler=scheduler,
+        )
+        raise typer.Exit(code)

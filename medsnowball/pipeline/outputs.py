@@ -1,0 +1,269 @@
+"""Batch bookkeeping files: per-case status and candidates, batch summary and LUNA16 CSV.
+
+Layout of an output folder ``OUT``::
+
+    OUT/summary.csv                 one row per case (SUMMARY_COLUMNS), sorted by case_id
+    OUT/luna16_candidates.csv       every candidate of every ok case (LUNA16_COLUMNS)
+    OUT/<case_id>/candidates.csv    the case's candidates, same columns (written first)
+    OUT/<case_id>/findings.json     written last by the report writers: "case done"
+    OUT/<case_id>/status.json       status, error, seconds (written after the case ends)
+    OUT/<case_id>/error.txt         traceback of a failed case
+
+The batch files are assembled from the per-case files only, so a resumed run, a run with
+more workers or another executor all produce the same summary and LUNA16 CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from medsnowball.core.atomic import atomic_write_text
+from medsnowball.core.findings import Candidate
+
+__all__ = [
+    "CANDIDATES_CSV",
+    "ERROR_TXT",
+    "FINDINGS_JSON",
+    "LUNA16_COLUMNS",
+    "LUNA16_CSV",
+    "STATUS_JSON",
+    "SUMMARY_COLUMNS",
+    "SUMMARY_CSV",
+    "CaseOutcome",
+    "clear_case_markers",
+    "read_candidate_rows",
+    "read_findings",
+    "read_outcome",
+    "write_candidates_csv",
+    "write_error",
+    "write_luna16_csv",
+    "write_status",
+    "write_summary_csv",
+]
+
+log = logging.getLogger(__name__)
+
+SUMMARY_CSV = "summary.csv"
+LUNA16_CSV = "luna16_candidates.csv"
+CANDIDATES_CSV = "candidates.csv"
+FINDINGS_JSON = "findings.json"
+STATUS_JSON = "status.json"
+ERROR_TXT = "error.txt"
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "case_id",
+    "source",
+    "series_uid",
+    "status",
+    "error",
+    "n_nodules",
+    "lung_rads",
+    "seconds",
+)
+LUNA16_COLUMNS: tuple[str, ...] = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """One row of summary.csv: what happened to a case (small; returned by workers).
+
+    Attributes:
+        case_id: Case id (output sub-folder name).
+        source: Input path.
+        series_uid: SeriesInstanceUID or file stem.
+        status: ``"ok"`` or ``"failed"``.
+        error: ``"ExceptionType: message"`` of a failed case, else ``""``.
+        n_nodules: Nodules at or above the threshold (``None`` when failed).
+        lung_rads: Exam Lung-RADS category (``""`` when failed or not assessed).
+        seconds: Wall time of the case.
+        reused: True when ``--resume`` found the case already done (not rerun).
+    """
+
+    case_id: str
+    source: str
+    series_uid: str
+    status: str
+    error: str = ""
+    n_nodules: int | None = None
+    lung_rads: str = ""
+    seconds: float = 0.0
+    reused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the case finished."""
+        return self.status == "ok"
+
+    def row(self) -> list[str]:
+        """Values in :data:`SUMMARY_COLUMNS` order, formatted for CSV."""
+        return [
+            self.case_id,
+            self.source,
+            self.series_uid,
+            self.status,
+            self.error,
+            "" if self.n_nodules is None else str(self.n_nodules),
+            self.lung_rads,
+            f"{self.seconds:.2f}",
+        ]
+
+
+def _csv_text(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _fmt(v: float, digits: int) -> str:
+    if not math.isfinite(v):
+        raise ValueError(f"non-finite value {v} in a candidate")
+    text = f"{v:.{digits}f}"
+    return "0." + "0" * digits if text == "-0." + "0" * digits else text
+
+
+def candidate_row(luna_uid: str, cand: Candidate) -> list[str]:
+    """LUNA16 row of one candidate: world LPS mm to 3 decimals, probability to 6."""
+    x, y, z = cand.center_lps
+    return [luna_uid, _fmt(x, 3), _fmt(y, 3), _fmt(z, 3), _fmt(float(cand.score), 6)]
+
+
+def write_candidates_csv(path: Path, luna_uid: str, candidates: Sequence[Candidate]) -> Path:
+    """Write one case's candidates in LUNA16 submission format, atomically.
+
+    Args:
+        path: Destination file.
+        luna_uid: Value of the ``seriesuid`` column.
+        candidates: Every scored candidate, in the order to write.
+
+    Returns:
+        ``path``.
+    """
+    rows = [candidate_row(luna_uid, c) for c in candidates]
+    return atomic_write_text(path, _csv_text(LUNA16_COLUMNS, rows))
+
+
+def read_candidate_rows(path: Path) -> list[list[str]]:
+    """Rows (without header) of a per-case candidates.csv; ``[]`` when absent or unreadable."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except OSError:
+        return []
+    if not rows or tuple(rows[0]) != LUNA16_COLUMNS:
+        log.warning("%s: unexpected header, ignored", path)
+        return []
+    return [r for r in rows[1:] if len(r) == len(LUNA16_COLUMNS)]
+
+
+def read_findings(case_dir: Path, case_id: str) -> dict[str, Any] | None:
+    """Return the case's findings.json if it exists, parses and names this case, else None.
+
+    This is the "case done" test of ``--resume`` (findings.json is written last).
+    """
+    path = case_dir / FINDINGS_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("case_id") != case_id:
+        return None
+    return data
+
+
+def clear_case_markers(case_dir: Path) -> None:
+    """Before (re)running a case: remove its done/status markers and stale temporary files.
+
+    Other outputs are left alone (they are overwritten atomically); without findings.json
+    the case counts as unfinished until the new run completes.
+    """
+    if not case_dir.is_dir():
+        return
+    for name in (FINDINGS_JSON, STATUS_JSON, ERROR_TXT):
+        (case_dir / name).unlink(missing_ok=True)
+    for tmp in case_dir.glob(".tmp-*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
+def write_status(case_dir: Path, outcome: CaseOutcome) -> Path:
+    """Write ``status.json`` of a case atomically."""
+    data = asdict(outcome)
+    data.pop("reused", None)
+    return atomic_write_text(case_dir / STATUS_JSON, json.dumps(data, indent=2) + "\n")
+
+
+def write_error(case_dir: Path, text: str) -> Path:
+    """Write ``error.txt`` (the traceback of a failed case) atomically."""
+    return atomic_write_text(case_dir / ERROR_TXT, text)
+
+
+def _read_status(case_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((case_dir / STATUS_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_outcome(case_dir: Path, case_id: str, source: str, series_uid: str) -> CaseOutcome | None:
+    """Rebuild a case's summary row from its folder.
+
+    Args:
+        case_dir: ``OUT/<case_id>``.
+        case_id: The case id.
+        source: Input path (used when the files do not say).
+        series_uid: Series UID (used when the files do not say).
+
+    Returns:
+        An ok row when findings.json is valid (figures from status.json, or from
+        findings.json when the run stopped between the two), a failed row when status.json
+        says so, or ``None`` when the case has not finished.
+    """
+    findings = read_findings(case_dir, case_id)
+    status = _read_status(case_dir)
+    if findings is not None:
+        assessment = findings.get("assessment") or {}
+        seconds = sum(float(v) for v in (findings.get("timings_s") or {}).values())
+        if status is not None and status.get("status") == "ok":
+            seconds = float(status.get("seconds", seconds))
+        return CaseOutcome(
+            case_id=case_id,
+            source=source,
+            series_uid=str(findings.get("series_uid") or series_uid or ""),
+            status="ok",
+            n_nodules=len(findings.get("nodules") or []),
+            lung_rads=str(assessment.get("lung_rads") or ""),
+            seconds=seconds,
+        )
+    if status is not None and status.get("status") == "failed":
+        return CaseOutcome(
+            case_id=case_id,
+            source=source,
+            series_uid=str(status.get("series_uid") or series_uid or ""),
+            status="failed",
+            error=str(status.get("error") or "failed (no message recorded)"),
+            seconds=float(status.get("seconds") or 0.0),
+        )
+    return None
+
+
+def write_summary_csv(path: Path, outcomes: Iterable[CaseOutcome]) -> Path:
+    """Write summary.csv (rows sorted by case_id) atomically."""
+    rows = [o.row() for o in sorted(outcomes, key=lambda o: o.case_id)]
+    return atomic_write_text(path, _csv_text(SUMMARY_COLUMNS, rows))
+
+
+def write_luna16_csv(path: Path, rows_by_case: dict[str, list[list[str]]]) -> Path:
+    """Write luna16_candidates.csv (cases sorted by id, each case's rows in order) atomically."""
+    rows = [r for case_id in sorted(rows_by_case) for r in rows_by_case[case_id]]
+    return atomic_write_text(path, _csv_text(LUNA16_COLUMNS, rows))
