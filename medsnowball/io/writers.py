@@ -172,7 +172,7 @@ def write_dicom_series(
     file_names: FileNaming = "instance",
     seed: int | None = 0,
     image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "AXIAL"),
-    patient_name: str = "ANONYMOUS",
+    patient_name: str = "ANONYMOUS^",
     patient_id: str = "ANON",
     rescale_intercept: float = -1024.0,
     rescale_slope: float = 1.0,

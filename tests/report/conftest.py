@@ -32,7 +32,7 @@ def make_dicom_case(
     def factory(
         spheres: Sequence[SphereSpec] = DEFAULT_SPHERES,
         *,
-        patient_name: str = "ANONYMOUS",
+        patient_name: str = "ANONYMOUS^",
         patient_id: str = "ANON",
         folder: str = "dicom_in",
         **kwargs: object,
