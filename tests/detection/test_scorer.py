@@ -102,3 +102,16 @@ def test_packaged_model_uses_the_detector_features():
     p = scorer.predict(x)
     assert np.all((p >= 0) & (p <= 1))
     json.dumps(scorer.model)  # serialisable
+
+
+def test_packaged_model_is_calibrated_on_held_out_phantoms():
+    training = CandidateScorer.default().model["training"]
+    calib = set(training["calibration_seeds"])
+    assert not calib & set(training["train_seeds"])
+    assert max(calib | set(training["train_seeds"])) < 20000  # the benchmark's seeds
+    table = training["calibration_table"]
+    assert sum(row["n"] for row in table) > 10000
+    for row in table:
+        if row["n"] >= 50:  # bins with enough points: observed rate ~ mean score
+            assert abs(row["observed"] - row["mean_score"]) <= 0.1, row
+    assert training["calibration_brier"] < 0.01
