@@ -146,7 +146,7 @@ def _seg_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 TIMING_SCRIPT = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 t_import = time.perf_counter()
 from medsnowball.io import load_ct
 from medsnowball.lung import segment_lungs
@@ -167,7 +167,10 @@ nods = [measure_nodule(vol, s, lungs, nodule_id=i + 1, score=c.score)
 t["measurement"] = time.perf_counter() - t0
 t["total"] = sum(t.values())
 t["n_nodules"] = len(nods)
-t["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss of the forking parent over exec.
+with open("/proc/self/status") as fh:
+    hwm_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+t["peak_rss_gb"] = hwm_kb / 1024 ** 2
 print(json.dumps(t))
 """
 

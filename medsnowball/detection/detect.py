@@ -5,7 +5,8 @@ Steps:
 1. the lungs' bounding box is resampled to a 1 mm isotropic image in which everything
    outside the lung mask reads as parenchyma (:mod:`medsnowball.detection.iso`);
 2. blob points: local maxima of the scale-normalised LoG at scales matching 3-30 mm
-   nodules, with Hessian eigenvalues (:mod:`medsnowball.detection.blobs`);
+   nodules, with Hessian eigenvalues (:mod:`medsnowball.detection.blobs`); a second "soft"
+   channel does the same on the image clipped at -450 HU for faint nodules by vessels;
 3. points that are not bright blobs or tubes (plates, dark structures) are dropped; the rest
    are ranked by a blob-weighted response and suppressed when a stronger point of at least
    the same scale lies within its blob radius (non-maximum suppression across scales);
@@ -55,6 +56,11 @@ SOFT_SCALES_MM = (1.41, 2.0, 2.83)
 SOFT_MAX_POINTS = 600
 #: A point needs ``b2`` (second eigenvalue ratio) above this: bright blob or tube.
 MIN_B2 = 0.15
+#: Voxel sizes (mm) of the phantoms the packaged scorer was fitted on; outside them (and for
+#: lungs shorter than ``MIN_LUNG_HEIGHT_MM``) a warning says the scores are less reliable.
+FITTED_SLICE_SPACING_MM = (0.6, 2.5)
+FITTED_PIXEL_SPACING_MM = (0.5, 1.0)
+MIN_LUNG_HEIGHT_MM = 40.0
 #: Diameter of a blob per unit scale (ball of radius sqrt(3) sigma).
 DIAMETER_PER_SIGMA = 2.0 * math.sqrt(3.0)
 
@@ -155,6 +161,7 @@ def compute_candidate_features(
     iso = build_iso_lung_image(volume, lungs.mask, ISO_SPACING_MM)
     if iso is None:
         return [], np.zeros((0, 3)), np.zeros(0), None
+    _warn_out_of_range(volume, iso)
     spacing = iso.geometry.spacing_zyx[0]
     scales = _scales_for(min_diameter_mm, max_diameter_mm)
     points = multiscale_blobs(iso.image, iso.mask, spacing, scales)
@@ -167,6 +174,31 @@ def compute_candidate_features(
     points, channel = select_points(points, spacing, soft=soft)
     features, centres, diameters = describe_points(iso, points, channel, progress)
     return features, centres, diameters, iso
+
+
+def _warn_out_of_range(volume: CTVolume, iso: IsoLungImage) -> None:
+    dz, dy, dx = volume.spacing_zyx
+    lo, hi = FITTED_SLICE_SPACING_MM
+    plo, phi = FITTED_PIXEL_SPACING_MM
+    if not (lo <= dz <= hi and plo <= min(dy, dx) and max(dy, dx) <= phi):
+        log.warning(
+            "Voxel size %s mm of %s lies outside the range the candidate scorer was fitted on "
+            "(slices %g-%g mm, pixels %g-%g mm); candidate scores are less reliable.",
+            tuple(round(v, 3) for v in volume.spacing_zyx),
+            volume.source or "the volume",
+            lo,
+            hi,
+            plo,
+            phi,
+        )
+    height = iso.geometry.shape_zyx[0] * iso.geometry.spacing_zyx[0]
+    if height < MIN_LUNG_HEIGHT_MM:
+        log.warning(
+            "The lungs of %s span only %.0f mm cranio-caudally; vessels cut by so thin a "
+            "volume look like nodules, so candidate scores are unreliable.",
+            volume.source or "the volume",
+            height,
+        )
 
 
 def _select(points: BlobPoints, spacing_mm: float, limit: int) -> BlobPoints:

@@ -7,7 +7,7 @@ Usage::
 
 Seeds (documented in docs/cad.md; keep them disjoint from tests and benchmarks):
 
-* ``TRAIN_SEEDS`` (7000-7095, and 7200-7247 enriched with hard nodules: 14 nodules of
+* ``TRAIN_SEEDS`` (7000-7095, and 7200-7295 enriched with hard nodules: 14 nodules of
   3-15 mm, 40 % solid / 30 % part-solid / 30 % ground glass, 30 % parenchymal / 35 %
   juxtapleural / 35 % juxtavascular): the model is fitted on every blob point of these;
 * ``CALIBRATION_SEEDS`` (7100-7115): Platt recalibration of the boosted model and the
@@ -44,7 +44,7 @@ from medsnowball.lung import segment_lungs
 log = logging.getLogger(__name__)
 
 #: Training phantoms with more of the hard nodules (ground glass, part-solid, attached, small).
-ENRICHED_SEEDS: tuple[int, ...] = tuple(range(7200, 7248))
+ENRICHED_SEEDS: tuple[int, ...] = tuple(range(7200, 7296))
 TRAIN_SEEDS: tuple[int, ...] = tuple(range(7000, 7096)) + ENRICHED_SEEDS
 CALIBRATION_SEEDS: tuple[int, ...] = tuple(range(7100, 7116))
 #: Nodules per phantom.
