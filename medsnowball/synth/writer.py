@@ -39,6 +39,7 @@ def write_phantom(
     fmt: Literal["dicom", "nifti", "metaimage"] = "dicom",
     *,
     file_names: Literal["instance", "uid", "shuffled"] = "instance",
+    transfer_syntax: str | None = None,
 ) -> dict[str, Path]:
     """Write a phantom's image and ground truth.
 
@@ -48,6 +49,9 @@ def write_phantom(
         fmt: Image format: "dicom" (one file per slice in ``out_dir/dicom``), "nifti"
             (``image.nii.gz``) or "metaimage" (``image.mhd`` + ``image.zraw``).
         file_names: DICOM file naming (see ``medsnowball.io.write_dicom_series``).
+        transfer_syntax: DICOM transfer syntax UID (default: uncompressed explicit VR
+            little endian); a lossless compressed one (e.g. JPEG-LS Lossless) keeps the
+            HU exact in fewer bytes.
 
     Returns:
         ``{"image": path, "truth": path, "nodules": path, "lungs": path}``; for DICOM,
@@ -56,6 +60,8 @@ def write_phantom(
     Raises:
         ConfigError: For an unknown format.
     """
+    from pydicom.uid import ExplicitVRLittleEndian
+
     from medsnowball.io.writers import write_dicom_series, write_image
 
     out = Path(out_dir)
@@ -78,6 +84,7 @@ def write_phantom(
             patient_id=f"SYNTH{phantom.truth.seed}",
             rescale_intercept=-1024.0,
             pixel_representation=1,
+            transfer_syntax=transfer_syntax or ExplicitVRLittleEndian,
             extra_tags={
                 "SOPInstanceUID": lambda k: _derived_uid(series_uid, f"sop{k}"),
                 "StudyDate": _FIXED_DATE,

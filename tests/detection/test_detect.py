@@ -150,3 +150,20 @@ def test_two_slice_volume(nodule_phantom: Phantom):
     cands = detect_candidates(sub, segment_lungs(sub))
     assert all(0.0 <= c.score <= 1.0 for c in cands)
     assert all(sub.geometry.contains_index(c.center_zyx) for c in cands)
+
+
+def test_out_of_range_inputs_are_flagged(nodule_phantom: Phantom, caplog):
+    vol = nodule_phantom.volume
+    k = vol.shape[0] // 2
+    geo = vol.geometry
+    sub = CTVolume(
+        np.asarray(vol.array[k : k + 2]),
+        ImageGeometry(
+            (2, *geo.shape_zyx[1:]), geo.spacing_zyx, tuple(geo.index_to_world([k, 0, 0]))
+        ),
+    )
+    with caplog.at_level("WARNING", logger="medsnowball.detection"):
+        detect_candidates(sub, segment_lungs(sub), max_candidates=5)
+    text = caplog.text
+    assert "outside the range" in text  # 1.1 mm pixels
+    assert "span only" in text  # a 2-slice volume
