@@ -17,8 +17,8 @@ import typer
 __all__ = ["COMMAND_MODULES", "register_all"]
 
 #: Modules under ``medsnowball.cli.commands`` whose ``register(app)`` is called, in the
-#: order the commands appear in ``--help``. Planned: "train", "eval", "export".
-COMMAND_MODULES: tuple[str, ...] = ("run", "info", "demo", "convert")
+#: order the commands appear in ``--help``.
+COMMAND_MODULES: tuple[str, ...] = ("run", "info", "demo", "convert", "train", "eval", "export")
 
 
 def register_all(app: typer.Typer) -> None:
