@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared test data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _restore_medsnowball_logger() -> Iterator[None]:
+    """Undo what a test's CLI call did to the ``medsnowball`` logger.
+
+    ``setup_logging`` (every CLI command) installs a handler and stops propagation, so that
+    without this fixture a later test's ``caplog`` sees nothing, depending on test order.
+    """
+    logger = logging.getLogger("medsnowball")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    for handler in logger.handlers:
+        if handler not in saved[0]:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
