@@ -141,13 +141,84 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert "--device" in res.output
 
 
+HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+
+
 def test_detector_names_what_is_missing(tmp_path: Path) -> None:
     res = runner.invoke(app, ["train", "detector", "-o", str(tmp_path)])
     assert res.exit_code == 2
-    if importlib.util.find_spec("torchvision") is None:
+    if not HAS_TORCHVISION:
         assert 'pip install "medsnowball[detection]"' in res.output
     else:
-        assert "lung_nodule_ct_detection" in res.output
+        assert "--synthetic" in res.output  # neither DATALIST nor --synthetic given
+
+
+@pytest.mark.skipif(HAS_TORCHVISION, reason="torchvision is installed")
+def test_detector_without_torchvision_exits_2_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "det"
+    res = runner.invoke(
+        app, ["train", "detector", "--synthetic", "2", "-o", str(out), "--device", "cpu"]
+    )
+    assert res.exit_code == 2
+    assert 'pip install "medsnowball[detection]"' in res.output
+    assert "torchvision" in res.output
+    assert not (out / "synthetic").exists()  # no phantoms generated, nothing trained
+
+
+def test_detector_usage_errors_exit_2(tmp_path: Path) -> None:
+    res = runner.invoke(
+        app, ["train", "detector", "--synthetic", "2", "-o", str(tmp_path), "--device", "tpu"]
+    )
+    assert res.exit_code == 2
+    assert "--device" in res.output
+    if HAS_TORCHVISION:
+        res = runner.invoke(
+            app,
+            ["train", "detector", "--synthetic", "2", "-o", str(tmp_path), "--patch-size", "8,8"],
+        )
+        assert res.exit_code == 2
+        assert "--patch-size" in res.output
+
+
+@pytest.mark.skipif(not HAS_TORCHVISION, reason="needs torchvision (the detection extra)")
+def test_detector_trains_small_config(tiny_datalist: Path, tmp_path: Path) -> None:
+    out = tmp_path / "det"
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "detector",
+            str(tiny_datalist),
+            "-o",
+            str(out),
+            "--small",
+            "--patch-size",
+            "16,32,32",
+            "--batch-size",
+            "2",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.002",
+            "--warmup-epochs",
+            "0",
+            "--threads",
+            "2",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rows = _metrics(out / "metrics.csv")
+    assert len(rows) == 1
+    assert 0.0 <= float(rows[0]["val_cpm"]) <= 1.0  # the last epoch is always validated
+    assert float(rows[0]["steps"]) == 2  # two training scans, one step each
+
+    from medsnowball.models.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(out / "best.safetensors")
+    assert ck.config.kind == "retinanet"
+    assert ck.config.training["patch_size_zyx"] == [16, 32, 32]
 
 
 def test_convert_luna16_builds_a_datalist(tmp_path: Path) -> None:
