@@ -30,9 +30,12 @@ def _restore_medsnowball_logger() -> Iterator[None]:
 
     ``setup_logging`` (every CLI command) installs a handler and stops propagation, so that
     without this fixture a later test's ``caplog`` sees nothing, depending on test order.
+    A module-scoped fixture may have called the CLI before this runs: each test starts
+    with propagation on.
     """
     logger = logging.getLogger("medsnowball")
     saved = (list(logger.handlers), logger.level, logger.propagate)
+    logger.propagate = True
     yield
     for handler in logger.handlers:
         if handler not in saved[0]:

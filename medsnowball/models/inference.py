@@ -23,6 +23,7 @@ from medsnowball.core.errors import CheckpointError, ConfigError
 from medsnowball.core.findings import Candidate, NoduleSegmentation
 from medsnowball.core.volume import CTVolume
 from medsnowball.models.checkpoint import load_model
+from medsnowball.models.combiner import COMBINE_MODES, ScoreCombiner
 from medsnowball.models.config import ModelConfig
 from medsnowball.models.patches import extract_patches, patch_to_source
 
@@ -138,7 +139,9 @@ class FPReducer(_PatchModel):
         amp: Mixed precision on CUDA.
         combine: How the new score is formed: ``"geometric"`` (default: geometric mean
             of the detector's score and the network's probability, which keeps what the
-            detector knows), ``"replace"`` (the probability alone) or ``"mean"``.
+            detector knows), ``"stacked"`` (the logistic stacking stored in the checkpoint,
+            see :mod:`medsnowball.models.combiner`), ``"replace"`` (the probability alone)
+            or ``"mean"``.
 
     Raises:
         CheckpointError: Weights missing, unsafe, or not a classifier.
@@ -154,10 +157,16 @@ class FPReducer(_PatchModel):
         amp: bool = True,
         combine: str = "geometric",
     ) -> None:
-        if combine not in ("replace", "mean", "geometric"):
-            raise ConfigError(f"combine must be replace, mean or geometric, got {combine!r}.")
+        if combine not in COMBINE_MODES:
+            raise ConfigError(f"combine must be one of {COMBINE_MODES}, got {combine!r}.")
         super().__init__(checkpoint, DEFAULT_FP_WEIGHTS, device, batch_size, amp)
         self.combine = combine
+        if combine == "stacked" and self.combiner is None:
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint} has no fitted score combiner "
+                "(extra['combiner']); fit one with python -m medsnowball.training.stacking "
+                "or use combine='geometric'."
+            )
 
     def probabilities(self, volume: CTVolume, centers_zyx: NDArray[Any]) -> NDArray[np.float32]:
         """Nodule probability ``(N,)`` of patches centred on ``centers_zyx`` ``(N, 3)``."""
@@ -165,6 +174,16 @@ class FPReducer(_PatchModel):
             volume.array, volume.spacing_zyx, centers_zyx, self.config.patch, self.batch_size
         )
         return self._forward(patches).reshape(-1)
+
+    def patch_probabilities(self, patches: NDArray[Any]) -> NDArray[np.float32]:
+        """Nodule probability ``(N,)`` of ready-made patches ``(N, *patch.size_zyx)`` in [0, 1]."""
+        return self._forward(np.asarray(patches, dtype=np.float32)).reshape(-1)
+
+    @property
+    def combiner(self) -> ScoreCombiner | None:
+        """The fitted score combination stored with the weights (``None`` if absent)."""
+        record = self.config.extra.get("combiner")
+        return None if record is None else ScoreCombiner.from_dict(record)
 
     def score(
         self, volume: CTVolume, candidates: Sequence[Candidate], combine: str | None = None
@@ -186,19 +205,35 @@ class FPReducer(_PatchModel):
             return []
         centers = np.asarray([c.center_zyx for c in candidates], dtype=np.float64)
         prob = self.probabilities(volume, centers)
-        return rescore(candidates, prob, combine or self.combine)
+        mode = combine or self.combine
+        return rescore(candidates, prob, mode, self.combiner if mode == "stacked" else None)
 
 
 def rescore(
-    candidates: Sequence[Candidate], probabilities: ArrayLike, combine: str = "replace"
+    candidates: Sequence[Candidate],
+    probabilities: ArrayLike,
+    combine: str = "replace",
+    combiner: ScoreCombiner | None = None,
 ) -> list[Candidate]:
     """Combine detector scores with network probabilities (see :class:`FPReducer`).
 
+    Args:
+        candidates: Detector candidates.
+        probabilities: CNN nodule probability per candidate ``(N,)``.
+        combine: ``"stacked"``, ``"geometric"``, ``"mean"`` or ``"replace"``.
+        combiner: The fitted combination (needed for ``"stacked"``).
+
+    Returns:
+        New candidates (same order) with the final score; the detector's score is kept in
+        ``features["detector_score"]``, the probability in ``features["fp_probability"]``.
+
     Raises:
-        ConfigError: Unknown ``combine`` mode.
+        ConfigError: Unknown ``combine`` mode, or ``"stacked"`` without a combiner.
     """
-    if combine not in ("replace", "mean", "geometric"):
-        raise ConfigError(f"combine must be replace, mean or geometric, got {combine!r}.")
+    if combine not in COMBINE_MODES:
+        raise ConfigError(f"combine must be one of {COMBINE_MODES}, got {combine!r}.")
+    if combine == "stacked" and combiner is None:
+        raise ConfigError("combine='stacked' needs a fitted ScoreCombiner.")
     out = []
     for cand, prob in zip(candidates, np.asarray(probabilities).reshape(-1), strict=True):
         p = float(prob)
@@ -206,6 +241,8 @@ def rescore(
             s = p
         elif combine == "mean":
             s = 0.5 * (p + cand.score)
+        elif combine == "stacked" and combiner is not None:
+            s = float(combiner(cand.score, p))
         else:
             s = float(np.sqrt(max(p, 0.0) * max(cand.score, 0.0)))
         feats = {**cand.features, "detector_score": cand.score, "fp_probability": p}

@@ -68,6 +68,7 @@ BUILTIN_STEPS: dict[str, str] = {
     "preprocess": "medsnowball.pipeline.steps:PreprocessStep",
     "lungs": "medsnowball.pipeline.steps:LungsStep",
     "detect": "medsnowball.pipeline.steps:DetectStep",
+    "fp_reduce": "medsnowball.pipeline.steps_learned:FPReduceStep",
     "segment": "medsnowball.pipeline.steps:SegmentStep",
     "measure": "medsnowball.pipeline.steps:MeasureStep",
     "assess": "medsnowball.pipeline.steps:AssessStep",

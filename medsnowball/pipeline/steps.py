@@ -24,7 +24,9 @@ from medsnowball.pipeline.outputs import CANDIDATES_CSV, write_candidates_csv
 from medsnowball.pipeline.registry import EmptyConfig, Step, register_step
 
 if TYPE_CHECKING:  # pragma: no cover
-    from medsnowball.core.findings import Nodule, NoduleSegmentation
+    from collections.abc import Callable
+
+    from medsnowball.core.findings import Candidate, Nodule, NoduleSegmentation
     from medsnowball.pipeline.context import CaseContext
 
 __all__ = [
@@ -219,11 +221,18 @@ class SegmentConfig:
         max_overlap: Drop a mask when more than this fraction of its voxels already belongs
             to a higher-scoring nodule (duplicate detections of one nodule).
         max_diameter_mm: Largest nodule the segmenter grows (size of its search patch).
+        method: ``classical`` (training-free region growing) or ``unet`` (the learned 3-D
+            U-Net on a patch around each candidate, with the classical segmenter as
+            fallback for nodules larger than its field; see
+            :func:`medsnowball.pipeline.steps_learned.unet_segmenter`).
+        checkpoint: U-Net weights for ``method: unet``; ``null``: the shipped ones.
     """
 
     max_nodules: int = 20
     max_overlap: float = 0.5
     max_diameter_mm: float = 40.0
+    method: Literal["classical", "unet"] = "classical"
+    checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         require(self.max_nodules >= 1, "max_nodules", f"expected >= 1, found {self.max_nodules}")
@@ -254,6 +263,16 @@ class SegmentStep(Step):
         cfg: SegmentConfig = self.config
         volume = ctx.require_volume(self.label)
         lungs = ctx.require_lungs(self.label)
+
+        def classical(cand: Candidate) -> NoduleSegmentation:
+            return segment_nodule(volume, cand, lungs, max_diameter_mm=cfg.max_diameter_mm)
+
+        segment_one: Callable[[Candidate], NoduleSegmentation] = classical
+        if cfg.method == "unet":
+            from medsnowball.pipeline.steps_learned import unet_segmenter
+
+            segment_one = unet_segmenter(ctx, volume, lungs, cfg.checkpoint, cfg.max_diameter_mm)
+
         selected = [c for c in ctx.candidates if c.score >= ctx.threshold]
         selected.sort(key=lambda c: (-c.score, *c.center_lps))
         taken = np.zeros(volume.shape, dtype=bool)
@@ -266,7 +285,7 @@ class SegmentStep(Step):
                 )
                 break
             try:
-                seg = segment_nodule(volume, cand, lungs, max_diameter_mm=cfg.max_diameter_mm)
+                seg = segment_one(cand)
             except MedsnowballError as exc:
                 ctx.warnings.append(
                     f"Candidate at {_fmt_mm(cand.center_lps)} could not be segmented: {exc}"

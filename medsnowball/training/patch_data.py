@@ -10,6 +10,7 @@ nodule detector), a quarter on the pleural surface and a quarter anywhere in the
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -41,6 +42,8 @@ class TrainingCase:
         lung: Optional boolean lung mask ``(z, y, x)``.
         candidates_lps: ``(m, 3)`` detector candidate positions (world mm), may be empty.
         case_id: Identifier (no patient data).
+        candidate_scores: ``(m,)`` detector scores of ``candidates_lps`` (optional; used to
+            pick the highest-scoring false positives as hard negatives).
     """
 
     volume: CTVolume
@@ -50,6 +53,7 @@ class TrainingCase:
     lung: NDArray[np.bool_] | None = None
     candidates_lps: NDArray[np.float64] | None = None
     case_id: str = ""
+    candidate_scores: NDArray[np.float64] | None = None
 
     @property
     def centers_zyx(self) -> NDArray[np.float64]:
@@ -114,6 +118,34 @@ def _far_from_nodules(
     d = (points_zyx[:, None, :] - case.centers_zyx[None, :, :]) * sp
     dist = np.sqrt((d**2).sum(axis=-1))
     return np.asarray(np.all(dist > case.diameters_mm[None, :] / 2 + margin_mm, axis=1))
+
+
+def candidate_hits(case: TrainingCase) -> NDArray[np.bool_]:
+    """True for detector candidates inside a nodule (LUNA16 hit: distance <= radius)."""
+    if case.candidates_lps is None or len(case.candidates_lps) == 0:
+        return np.zeros(0, dtype=bool)
+    if len(case.boxes) == 0:
+        return np.zeros(len(case.candidates_lps), dtype=bool)
+    d = np.linalg.norm(case.candidates_lps[:, None, :] - case.boxes[None, :, :3], axis=-1)
+    return np.asarray(np.any(d <= case.diameters_mm[None, :] / 2, axis=1))
+
+
+def hard_negative_centers(
+    case: TrainingCase, n: int, margin_mm: float = 3.0
+) -> NDArray[np.float64]:
+    """The ``n`` highest-scoring detector candidates that match no nodule ``(m, 3)`` (z, y, x).
+
+    Candidates closer than radius + ``margin_mm`` to a nodule are left out (ambiguous).
+    Without ``candidate_scores`` the detector's order is kept.
+    """
+    if case.candidates_lps is None or len(case.candidates_lps) == 0 or n <= 0:
+        return np.zeros((0, 3))
+    idx = np.atleast_2d(case.volume.world_to_index(case.candidates_lps))
+    order = np.arange(len(idx))
+    if case.candidate_scores is not None and len(case.candidate_scores) == len(idx):
+        order = np.argsort(-np.asarray(case.candidate_scores), kind="stable")
+    idx = idx[order]
+    return np.asarray(idx[_far_from_nodules(case, idx, margin_mm)][:n], dtype=np.float64)
 
 
 def _sample_mask(mask: NDArray[np.bool_], k: int, rng: np.random.Generator) -> NDArray[np.intp]:
@@ -192,16 +224,26 @@ def classifier_patches(
     positive_copies: int = 4,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    hard_negatives: int | None = None,
+    random_negatives: int = 0,
+    candidate_positives: bool = False,
 ) -> tuple[NDArray[np.float16], NDArray[np.int64], NDArray[np.int64]]:
     """Cut labelled patches for the FP classifier.
 
     Args:
         cases: Training cases.
         spec: The classifier's patch contract.
-        negatives_per_case: Negative patches per scan.
+        negatives_per_case: Negative patches per scan (used when ``hard_negatives`` is
+            None: detector candidates first, random lung points fill up).
         positive_copies: Patches per nodule (1 exact + jittered copies).
         seed: Sampling seed.
         progress: Called with the number of cases done.
+        hard_negatives: When set: the this-many highest-scoring detector false
+            positives of each scan (see :func:`hard_negative_centers`) ...
+        random_negatives: ... plus this many random lung points (vessels, pleura,
+            parenchyma; see :func:`negative_centers`).
+        candidate_positives: Also use the detector candidates that hit a nodule as
+            positives (real detector offsets from the centre).
 
     Returns:
         ``(patches (N, *spec.size_zyx) float16 in [0, 1], labels (N,) 0/1,
@@ -215,7 +257,18 @@ def classifier_patches(
         pos = jittered(
             case.centers_zyx, case.diameters_mm, case.volume.spacing_zyx, positive_copies, rng
         )
-        neg = negative_centers(case, negatives_per_case, rng)
+        if candidate_positives and case.candidates_lps is not None:
+            hits = case.candidates_lps[candidate_hits(case)]
+            if len(hits):
+                pos = np.concatenate([pos, np.atleast_2d(case.volume.world_to_index(hits))])
+        if hard_negatives is None:
+            neg = negative_centers(case, negatives_per_case, rng)
+        else:
+            rand_case = dataclasses.replace(case, candidates_lps=None)
+            parts = [hard_negative_centers(case, hard_negatives)]
+            if random_negatives > 0:
+                parts.append(negative_centers(rand_case, random_negatives, rng))
+            neg = np.concatenate(parts, axis=0)
         centers = np.concatenate([pos, neg], axis=0)
         xs.append(extract_patches(case.volume.array, case.volume.spacing_zyx, centers, spec))
         ys.append(np.r_[np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
@@ -295,7 +348,9 @@ def add_detector_candidates(
 __all__ = [
     "TrainingCase",
     "add_detector_candidates",
+    "candidate_hits",
     "classifier_patches",
+    "hard_negative_centers",
     "jittered",
     "load_training_case",
     "negative_centers",

@@ -74,3 +74,20 @@ def test_shipped_unet_segments_a_solid_nodule(phantom) -> None:  # type: ignore[
         full[r.slices] = r.mask
         scores.append(dice(full, labels == n.id))
     assert np.mean(scores) > 0.75
+
+
+def test_shipped_classifier_carries_its_fitted_combiner() -> None:
+    fp = FPReducer(device="cpu", combine="stacked")
+    comb = fp.combiner
+    assert comb is not None
+    # both signals help: positive weights on the detector's and the CNN's logits
+    assert comb.w_detector > 0
+    assert comb.w_cnn > 0
+    assert comb.threshold is not None
+    assert 0.0 < comb.threshold < 1.0
+    val = comb.provenance["validation"]
+    assert val["stacked"]["cpm"] >= val["classical"]["cpm"]
+    assert comb.provenance["n_scans"] >= 8
+    assert "detector" in fp.config.training["negatives"]  # trained on the detector's FPs
+    # a high detector score with a CNN that disagrees ends below a moderate agreement
+    assert comb(0.95, 0.01) < comb(0.6, 0.9)
