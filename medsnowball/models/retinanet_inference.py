@@ -33,9 +33,11 @@ class RetinaNetNoduleDetector:
     """Run the bundle's RetinaNet on a :class:`CTVolume`.
 
     Args:
-        weights: The bundle's ``models/model.pt`` (needed unless ``detector`` is given).
+        weights: The bundle's ``models/model.pt`` or a ``.safetensors`` checkpoint of
+            ``medsnowball train detector`` (needed unless ``detector`` is given).
         device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
-        config: A ``retinanet`` config (default: the bundle's).
+        config: A ``retinanet`` config (default: the one stored in a ``.safetensors``
+            checkpoint, else the bundle's).
         amp: Mixed precision on CUDA.
         detector: A ready detector object (``detector([image], use_inferer=True)`` ->
             ``[{"box": (N, 6) xyzxyz voxels, "label_scores": (N,)}]``); for tests or custom
@@ -54,6 +56,17 @@ class RetinaNetNoduleDetector:
         amp: bool = True,
         detector: Any | None = None,
     ) -> None:
+        if config is None and weights is not None and str(weights).endswith(".safetensors"):
+            # a medsnowball checkpoint (``medsnowball train detector``) carries its config
+            from medsnowball.models.checkpoint import load_checkpoint
+
+            config = load_checkpoint(weights).config
+            if config.kind != "retinanet":
+                from medsnowball.core.errors import CheckpointError
+
+                raise CheckpointError(
+                    f"checkpoint {weights} holds a {config.kind!r} model, not a RetinaNet detector."
+                )
         self.config = config or default_retinanet_config()
         self.device = resolve_device(device)
         self.amp = amp

@@ -22,20 +22,30 @@ from medsnowball.training.datalist import (
     synthetic_to_datalist,
     write_datalist,
 )
+from medsnowball.training.detector import (
+    evaluate_detector,
+    load_trained_detector,
+    small_retinanet_config,
+    train_detector,
+)
 from medsnowball.training.loop import TrainConfig, TrainResult, fit
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "evaluate_detector",
     "evaluate_model",
     "export_model",
     "fit",
     "lidc_to_datalist",
+    "load_trained_detector",
     "luna16_to_datalist",
     "read_datalist",
+    "small_retinanet_config",
     "synthetic_to_datalist",
     "train_classifier",
     "train_classifier_on_patches",
+    "train_detector",
     "train_segmenter",
     "train_segmenter_on_patches",
     "write_datalist",

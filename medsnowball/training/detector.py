@@ -44,7 +44,6 @@ import numpy as np
 from medsnowball.core.errors import CheckpointError, ConfigError
 from medsnowball.core.volume import CTVolume
 from medsnowball.models.checkpoint import (
-    load_checkpoint,
     load_training_state,
     save_checkpoint,
     save_training_state,
@@ -548,12 +547,12 @@ def load_trained_detector(
     """
     from medsnowball.models.retinanet_inference import RetinaNetNoduleDetector
 
-    config = load_checkpoint(checkpoint).config
-    if config.kind != "retinanet":
+    if not str(checkpoint).endswith(".safetensors"):
         raise CheckpointError(
-            f"checkpoint {checkpoint} holds a {config.kind!r} model, not a RetinaNet detector."
+            f"{checkpoint} is not a medsnowball detector checkpoint (.safetensors); for the "
+            "bundle's model.pt use RetinaNetNoduleDetector(weights=...)."
         )
-    return RetinaNetNoduleDetector(weights=checkpoint, device=device, config=config, amp=amp)
+    return RetinaNetNoduleDetector(weights=checkpoint, device=device, amp=amp)
 
 
 def evaluate_detector(
