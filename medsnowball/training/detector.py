@@ -49,7 +49,7 @@ from medsnowball.models.checkpoint import (
     save_training_state,
 )
 from medsnowball.models.config import ModelConfig
-from medsnowball.models.inference import autocast_context, resolve_device
+from medsnowball.models.inference import autocast_context
 from medsnowball.models.retinanet import default_retinanet_config
 from medsnowball.training.datalist import read_datalist, split_cases
 from medsnowball.training.detector_data import (
@@ -72,8 +72,7 @@ from medsnowball.training.loop import (
     LAST_STATE_NAME,
     TrainResult,
     _MetricsLog,
-    init_distributed,
-    seed_everything,
+    prepare_run,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -402,18 +401,7 @@ def train_detector(
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    dist_info = init_distributed()
-    seed_everything(seed + dist_info.rank)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    out = Path(out_dir)
-    if dist_info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    if dist_info.world_size > 1 and torch.cuda.is_available():
-        dev = torch.device("cuda", dist_info.local_rank)
-        torch.cuda.set_device(dev)
-    else:
-        dev = resolve_device(device)
+    dist_info, out, dev = prepare_run(out_dir, seed=seed, device=device, threads=threads)
     use_amp = amp and dev.type == "cuda"
 
     network = build_retinanet_network(mc)

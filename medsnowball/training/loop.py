@@ -141,6 +141,47 @@ def init_distributed() -> DistInfo:
     )
 
 
+def prepare_run(
+    out_dir: str | os.PathLike[str],
+    *,
+    seed: int,
+    device: str,
+    threads: int,
+    deterministic: bool = True,
+) -> tuple[DistInfo, Path, torch.device]:
+    """Start a training run: process placement, seeds, threads, output folder, device.
+
+    Under ``torchrun`` with CUDA each process takes the GPU of its local rank; otherwise
+    ``device`` is resolved (``"auto"`` picks CUDA when present). Only rank 0 creates
+    ``out_dir``.
+
+    Args:
+        out_dir: Output folder of the run.
+        seed: Base seed (each rank adds its rank).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+        threads: torch CPU threads (0 = torch's default).
+        deterministic: Deterministic algorithms (see :func:`seed_everything`).
+
+    Returns:
+        ``(dist_info, out_dir as Path, torch device)``.
+    """
+    import torch
+
+    dist_info = init_distributed()
+    seed_everything(seed + dist_info.rank, deterministic)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    out = Path(out_dir)
+    if dist_info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    if dist_info.world_size > 1 and torch.cuda.is_available():
+        dev = torch.device("cuda", dist_info.local_rank)
+        torch.cuda.set_device(dev)
+    else:
+        dev = resolve_device(device)
+    return dist_info, out, dev
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed python, numpy, torch and MONAI; request deterministic kernels."""
     import torch
@@ -233,18 +274,13 @@ def fit(
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    dist_info = init_distributed()
-    seed_everything(config.seed + dist_info.rank, config.deterministic)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    out = Path(out_dir)
-    if dist_info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    if dist_info.world_size > 1 and torch.cuda.is_available():
-        device = torch.device("cuda", dist_info.local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = resolve_device(config.device)
+    dist_info, out, device = prepare_run(
+        out_dir,
+        seed=config.seed,
+        device=config.device,
+        threads=config.threads,
+        deterministic=config.deterministic,
+    )
     model.to(device)
     net: nn.Module = model
     sampler: Any = None
