@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from medsnowball.core.errors import CheckpointError
 from medsnowball.core.findings import Candidate
 from medsnowball.core.volume import CTVolume
 from medsnowball.models.config import ModelConfig
@@ -56,29 +57,35 @@ class RetinaNetNoduleDetector:
         amp: bool = True,
         detector: Any | None = None,
     ) -> None:
+        state = None
         if config is None and weights is not None and str(weights).endswith(".safetensors"):
-            # a medsnowball checkpoint (``medsnowball train detector``) carries its config
+            # a medsnowball checkpoint (``medsnowball train detector``) carries its config;
+            # read it once for both the config and the weights
             from medsnowball.models.checkpoint import load_checkpoint
 
-            config = load_checkpoint(weights).config
-            if config.kind != "retinanet":
-                from medsnowball.core.errors import CheckpointError
-
+            ckpt = load_checkpoint(weights)
+            if ckpt.config.kind != "retinanet":
                 raise CheckpointError(
-                    f"checkpoint {weights} holds a {config.kind!r} model, not a RetinaNet detector."
+                    f"checkpoint {weights} holds a {ckpt.config.kind!r} model, not a RetinaNet "
+                    "detector."
                 )
+            config, state = ckpt.config, ckpt.state_dict
         self.config = config or default_retinanet_config()
         self.device = resolve_device(device)
         self.amp = amp
         if detector is None:
-            from medsnowball.core.errors import CheckpointError
-
             if weights is None:
                 raise CheckpointError(
                     "RetinaNetNoduleDetector needs the bundle's weights: pass the path of "
                     "lung_nodule_ct_detection/models/model.pt."
                 )
-            net = load_retinanet_weights(build_retinanet_network(self.config), weights)
+            net = build_retinanet_network(self.config)
+            if state is not None:
+                from medsnowball.models.checkpoint import load_into
+
+                load_into(net, state, weights)
+            else:
+                load_retinanet_weights(net, weights)
             net.to(self.device)
             detector = build_retinanet_detector(self.config, network=net)
             detector.eval()

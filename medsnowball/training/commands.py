@@ -5,6 +5,7 @@ Plain functions with typed arguments: the CLI registers them; notebooks call the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -228,6 +229,23 @@ def seed_model(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _patch_model_config(
+    base: ModelConfig,
+    patch_size: int,
+    spacing_mm: float,
+    datalist: str | os.PathLike[str],
+    epochs: int,
+    seed: int,
+    lr: float,
+) -> ModelConfig:
+    """``base`` (a packaged model's default) with a cubic patch and the run's provenance."""
+    return dataclasses.replace(
+        base,
+        patch=PatchSpec((patch_size,) * 3, (spacing_mm,) * 3),  # type: ignore[arg-type]
+        training={"datalist": str(datalist), "epochs": epochs, "seed": seed, "lr": lr},
+    )
+
+
 def train_classifier(
     datalist: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -268,12 +286,8 @@ def train_classifier(
     Returns:
         :class:`TrainResult`.
     """
-    mc = ModelConfig(
-        kind="fp_classifier",
-        patch=PatchSpec((patch_size,) * 3, (spacing_mm,) * 3),  # type: ignore[arg-type]
-        channels=default_fp_classifier_config().channels,
-        strides=default_fp_classifier_config().strides,
-        training={"datalist": str(datalist), "epochs": epochs, "seed": seed, "lr": lr},
+    mc = _patch_model_config(
+        default_fp_classifier_config(), patch_size, spacing_mm, datalist, epochs, seed, lr
     )
     train_items, val_items = _splits(datalist, seed)
     tr = classifier_patches(
@@ -338,14 +352,8 @@ def train_segmenter(
     Raises:
         ConfigError: No item has a mask.
     """
-    base = default_nodule_unet_config()
-    mc = ModelConfig(
-        kind="nodule_unet",
-        patch=PatchSpec((patch_size,) * 3, (spacing_mm,) * 3),  # type: ignore[arg-type]
-        channels=base.channels,
-        strides=base.strides,
-        dropout=base.dropout,
-        training={"datalist": str(datalist), "epochs": epochs, "seed": seed, "lr": lr},
+    mc = _patch_model_config(
+        default_nodule_unet_config(), patch_size, spacing_mm, datalist, epochs, seed, lr
     )
     train_items, val_items = _splits(datalist, seed)
     tr = segmentation_patches(_load_cases(train_items), mc.patch, copies, seed)

@@ -10,13 +10,14 @@ zoom, flips, rot90, small rotations through box masks, intensity changes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from medsnowball.models.config import ModelConfig, PatchSpec
+from medsnowball.models.config import ModelConfig
 from medsnowball.models.retinanet import default_retinanet_config
 
 #: Training patch of the bundle, (z, y, x) voxels (its ``patch_size`` is x, y, z 192, 192, 80).
@@ -53,15 +54,12 @@ def small_retinanet_config(
         A ``retinanet`` :class:`ModelConfig`.
     """
     roi = tuple(int(v) for v in infer_roi_zyx)
-    return ModelConfig(
-        kind="retinanet",
-        patch=PatchSpec(size_zyx=roi, spacing_zyx=(spacing_mm,) * 3, hu_min=-1024.0, hu_max=300.0),  # type: ignore[arg-type]
-        channels=(),
-        strides=(),
-        dropout=0.0,
-        threshold=0.02,
+    base = default_retinanet_config()
+    return dataclasses.replace(
+        base,
+        patch=dataclasses.replace(base.patch, size_zyx=roi, spacing_zyx=(spacing_mm,) * 3),  # type: ignore[arg-type]
         extra={
-            **default_retinanet_config().extra,
+            **base.extra,
             "backbone": "resnet10",
             "conv1_t_stride": [2, 2, 2],
             "size_divisible_xyz": [16, 16, 16],
