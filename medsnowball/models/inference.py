@@ -161,7 +161,11 @@ class FPReducer(_PatchModel):
             raise ConfigError(f"combine must be one of {COMBINE_MODES}, got {combine!r}.")
         super().__init__(checkpoint, DEFAULT_FP_WEIGHTS, device, batch_size, amp)
         self.combine = combine
-        if combine == "stacked" and self.combiner is None:
+        self._require_combiner(combine)
+
+    def _require_combiner(self, mode: str) -> None:
+        """Raise CheckpointError when ``mode`` is ``"stacked"`` and the weights carry none."""
+        if mode == "stacked" and self.combiner is None:
             raise CheckpointError(
                 f"checkpoint {self.checkpoint} has no fitted score combiner "
                 "(extra['combiner']); fit one with python -m medsnowball.training.stacking "
@@ -200,12 +204,16 @@ class FPReducer(_PatchModel):
 
         Returns:
             New :class:`Candidate` objects.
+
+        Raises:
+            CheckpointError: ``"stacked"`` with weights that carry no fitted combiner.
         """
         if not candidates:
             return []
+        mode = combine or self.combine
+        self._require_combiner(mode)  # before the network runs
         centers = np.asarray([c.center_zyx for c in candidates], dtype=np.float64)
         prob = self.probabilities(volume, centers)
-        mode = combine or self.combine
         return rescore(candidates, prob, mode, self.combiner if mode == "stacked" else None)
 
 

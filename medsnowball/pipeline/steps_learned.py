@@ -82,13 +82,6 @@ class FPReduceStep(Step):
             return
         reducer = get_fp_reducer(cfg.checkpoint, device=ctx.device)
         reducer.batch_size = cfg.batch_size
-        if cfg.combine == "stacked" and reducer.combiner is None:
-            from medsnowball.core.errors import CheckpointError
-
-            raise CheckpointError(
-                f"{self.label}: weights {reducer.checkpoint} carry no fitted score combiner; "
-                "set combine: geometric or fit one (python -m medsnowball.training.stacking)."
-            )
         scored = reducer.score(ctx.require_volume(self.label), ctx.candidates, cfg.combine)
         ctx.candidates = sorted(scored, key=lambda c: (-c.score, *c.center_lps))
 
