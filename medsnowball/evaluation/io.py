@@ -26,11 +26,9 @@ by folder (a prediction whose source image lies in the truth file's folder).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import os
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -216,8 +214,9 @@ def phantom_series_uid(config: Mapping[str, Any]) -> str:
     ``truth.json`` stores the config, so the UID of a phantom written as DICOM (the
     ``seriesuid`` of its LUNA16 rows) can be recovered from its truth.
     """
-    digest = hashlib.sha256(("series" + json.dumps(dict(config), sort_keys=True)).encode())
-    return "2.25." + str(uuid.UUID(bytes=digest.digest()[:16]).int)
+    from medsnowball.synth.specs import phantom_uid
+
+    return phantom_uid(config, "series")
 
 
 def _image_stems(folder: Path) -> list[str]:

@@ -7,11 +7,8 @@ at ``z = -(nz - 1) * dz - 30`` mm, like a scanner's table positions.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +20,7 @@ from medsnowball.synth.anatomy import SliceMaps, fill_slice, make_anatomy
 from medsnowball.synth.mediastinum import draw_mediastinum
 from medsnowball.synth.nodules import NodulePlacer
 from medsnowball.synth.shapes import Grid
-from medsnowball.synth.specs import NoduleTruth, PhantomConfig, PhantomTruth
+from medsnowball.synth.specs import NoduleTruth, PhantomConfig, PhantomTruth, phantom_uid
 from medsnowball.synth.tissues import (
     VESSEL_HU,
     VESSEL_HU_CONTRAST,
@@ -60,11 +57,6 @@ class Phantom:
     tissue_labels: NDArray[np.uint8] = field(repr=False)
     vessels: VesselTree = field(repr=False)
     timings_s: dict[str, float] = field(default_factory=dict)
-
-
-def _uid(config: PhantomConfig, kind: str) -> str:
-    digest = hashlib.sha256((kind + json.dumps(config.to_dict(), sort_keys=True)).encode()).digest()
-    return "2.25." + str(uuid.UUID(bytes=digest[:16]).int)
 
 
 def default_origin(
@@ -268,8 +260,8 @@ def generate_phantom(config: PhantomConfig) -> Phantom:
         array=arr,
         geometry=geometry,
         source=f"medsnowball.synth seed={config.seed}",
-        study_uid=_uid(config, "study"),
-        series_uid=_uid(config, "series"),
+        study_uid=phantom_uid(config.to_dict(), "study"),
+        series_uid=phantom_uid(config.to_dict(), "series"),
         modality="CT",
         acquisition=AcquisitionInfo(
             manufacturer="medsnowball",

@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -416,6 +419,20 @@ def random_nodule_specs(
     return tuple(specs)
 
 
+def phantom_uid(config: Mapping[str, Any], kind: str) -> str:
+    """The DICOM UID the generator gives a phantom: ``2.25.<uuid of sha256(kind + config)>``.
+
+    Args:
+        config: ``PhantomConfig.to_dict()`` (as stored in ``truth.json`` under ``config``).
+        kind: ``"study"`` or ``"series"``.
+
+    Returns:
+        The UID (so a phantom's DICOM series UID can be recovered from its truth file).
+    """
+    digest = hashlib.sha256((kind + json.dumps(dict(config), sort_keys=True)).encode()).digest()
+    return "2.25." + str(uuid.UUID(bytes=digest[:16]).int)
+
+
 __all__ = [
     "LUNA16_DIAMETER_QUANTILES_MM",
     "NODULE_LOCATIONS",
@@ -426,6 +443,7 @@ __all__ = [
     "NoduleTruth",
     "PhantomConfig",
     "PhantomTruth",
+    "phantom_uid",
     "random_nodule_specs",
     "sample_luna16_diameters",
 ]
