@@ -48,6 +48,9 @@ class ScoreCombiner:
         threshold: Operating threshold on the combined score chosen on the validation
             scans (``None``: not chosen).
         provenance: How the parameters were obtained (seeds, counts, metrics).
+        flip_tta: The CNN probability it was fitted on is the mean over the 8 axis-flip
+            copies of each patch (test-time augmentation); :class:`FPReducer
+            <medsnowball.models.inference.FPReducer>` then computes it the same way.
     """
 
     w_detector: float
@@ -55,6 +58,7 @@ class ScoreCombiner:
     bias: float
     threshold: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    flip_tta: bool = False
 
     def __post_init__(self) -> None:
         for name in ("w_detector", "w_cnn", "bias"):
@@ -79,6 +83,7 @@ class ScoreCombiner:
             "w_cnn": float(self.w_cnn),
             "bias": float(self.bias),
             "threshold": None if self.threshold is None else float(self.threshold),
+            "flip_tta": bool(self.flip_tta),
             "provenance": dict(self.provenance),
         }
 
@@ -101,6 +106,7 @@ class ScoreCombiner:
                 bias=float(data["bias"]),
                 threshold=None if thr is None else float(thr),
                 provenance=dict(data.get("provenance", {})),
+                flip_tta=bool(data.get("flip_tta", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"score combiner: invalid record ({exc!r}).") from exc

@@ -39,6 +39,8 @@ DEFAULT_FP_WEIGHTS = WEIGHTS_DIR / "fp_classifier.safetensors"
 DEFAULT_UNET_WEIGHTS = WEIGHTS_DIR / "nodule_unet.safetensors"
 
 ProgressCallback = Callable[[int, int], None]
+#: Flip test-time augmentation: every subset of the patch axes (0 = z, 1 = y, 2 = x).
+FLIP_AXES: tuple[tuple[int, ...], ...] = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -142,6 +144,9 @@ class FPReducer(_PatchModel):
             detector knows), ``"stacked"`` (the logistic stacking stored in the checkpoint,
             see :mod:`medsnowball.models.combiner`), ``"replace"`` (the probability alone)
             or ``"mean"``.
+        tta: Average the probability over the 8 axis flips of each patch (8 times the
+            compute). ``None``: as the stored combiner was fitted (``flip_tta``; off for
+            weights without a combiner).
 
     Raises:
         CheckpointError: Weights missing, unsafe, or not a classifier.
@@ -156,12 +161,15 @@ class FPReducer(_PatchModel):
         batch_size: int = 128,
         amp: bool = True,
         combine: str = "geometric",
+        tta: bool | None = None,
     ) -> None:
         if combine not in COMBINE_MODES:
             raise ConfigError(f"combine must be one of {COMBINE_MODES}, got {combine!r}.")
         super().__init__(checkpoint, DEFAULT_FP_WEIGHTS, device, batch_size, amp)
         self.combine = combine
         self._require_combiner(combine)
+        fitted = self.combiner
+        self.tta = bool(fitted.flip_tta if tta is None and fitted is not None else tta)
 
     def _require_combiner(self, mode: str) -> None:
         """Raise CheckpointError when ``mode`` is ``"stacked"`` and the weights carry none."""
@@ -172,16 +180,34 @@ class FPReducer(_PatchModel):
                 "or use combine='geometric'."
             )
 
-    def probabilities(self, volume: CTVolume, centers_zyx: NDArray[Any]) -> NDArray[np.float32]:
-        """Nodule probability ``(N,)`` of patches centred on ``centers_zyx`` ``(N, 3)``."""
+    def probabilities(
+        self, volume: CTVolume, centers_zyx: NDArray[Any], tta: bool | None = None
+    ) -> NDArray[np.float32]:
+        """Nodule probability ``(N,)`` of patches centred on ``centers_zyx`` ``(N, 3)``.
+
+        ``tta`` overrides the instance's flip averaging for this call.
+        """
         patches = extract_patches(
             volume.array, volume.spacing_zyx, centers_zyx, self.config.patch, self.batch_size
         )
-        return self._forward(patches).reshape(-1)
+        return self.patch_probabilities(patches, tta)
 
-    def patch_probabilities(self, patches: NDArray[Any]) -> NDArray[np.float32]:
-        """Nodule probability ``(N,)`` of ready-made patches ``(N, *patch.size_zyx)`` in [0, 1]."""
-        return self._forward(np.asarray(patches, dtype=np.float32)).reshape(-1)
+    def patch_probabilities(
+        self, patches: NDArray[Any], tta: bool | None = None
+    ) -> NDArray[np.float32]:
+        """Nodule probability ``(N,)`` of ready-made patches ``(N, *patch.size_zyx)`` in [0, 1].
+
+        With flip averaging (``tta``, default: the instance's), the mean over the 8
+        copies flipped along every subset of the z, y, x axes.
+        """
+        x = np.asarray(patches, dtype=np.float32)
+        if not (self.tta if tta is None else tta):
+            return self._forward(x).reshape(-1)
+        total = np.zeros(len(x), dtype=np.float64)
+        for axes in FLIP_AXES:
+            flipped = np.flip(x, axis=tuple(a + 1 for a in axes)) if axes else x
+            total += self._forward(np.ascontiguousarray(flipped)).reshape(-1)
+        return (total / len(FLIP_AXES)).astype(np.float32)
 
     @property
     def combiner(self) -> ScoreCombiner | None:
@@ -190,7 +216,11 @@ class FPReducer(_PatchModel):
         return None if record is None else ScoreCombiner.from_dict(record)
 
     def score(
-        self, volume: CTVolume, candidates: Sequence[Candidate], combine: str | None = None
+        self,
+        volume: CTVolume,
+        candidates: Sequence[Candidate],
+        combine: str | None = None,
+        tta: bool | None = None,
     ) -> list[Candidate]:
         """Return the candidates with scores from the network (same order).
 
@@ -201,6 +231,7 @@ class FPReducer(_PatchModel):
             volume: The CT the candidates were found in.
             candidates: Candidates with ``center_zyx`` on ``volume``'s grid.
             combine: Overrides the instance's ``combine`` mode for this call.
+            tta: Overrides the instance's flip averaging for this call.
 
         Returns:
             New :class:`Candidate` objects.
@@ -213,7 +244,7 @@ class FPReducer(_PatchModel):
         mode = combine or self.combine
         self._require_combiner(mode)  # before the network runs
         centers = np.asarray([c.center_zyx for c in candidates], dtype=np.float64)
-        prob = self.probabilities(volume, centers)
+        prob = self.probabilities(volume, centers, tta)
         return rescore(candidates, prob, mode, self.combiner if mode == "stacked" else None)
 
 

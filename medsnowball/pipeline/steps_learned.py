@@ -45,11 +45,14 @@ class FPReduceConfig:
             probability stored with the weights), ``geometric`` (their geometric mean),
             ``mean``, or ``replace`` (the CNN probability alone).
         batch_size: Patches per forward pass.
+        tta: Average the CNN over the 8 axis flips of each patch; ``null``: as the
+            weights' score combiner was fitted (the shipped weights: on).
     """
 
     checkpoint: str | None = None
     combine: CombineMode = "stacked"
     batch_size: int = 128
+    tta: bool | None = None
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"expected >= 1, found {self.batch_size}")
@@ -82,7 +85,7 @@ class FPReduceStep(Step):
             return
         reducer = get_fp_reducer(cfg.checkpoint, device=ctx.device)
         reducer.batch_size = cfg.batch_size
-        scored = reducer.score(ctx.require_volume(self.label), ctx.candidates, cfg.combine)
+        scored = reducer.score(ctx.require_volume(self.label), ctx.candidates, cfg.combine, cfg.tta)
         ctx.candidates = sorted(scored, key=lambda c: (-c.score, *c.center_lps))
 
 

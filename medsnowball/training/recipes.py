@@ -1,6 +1,6 @@
 """The recipe that trains the weights shipped in ``medsnowball/models/weights``.
 
-Reproduce them with one command (about 35-45 min on a shared 2-core CPU)::
+Reproduce them with one command (about 46 min on a 2-core CPU)::
 
     python -m medsnowball.training.recipes --out runs/shipped --threads 2 --install
 
@@ -8,13 +8,16 @@ Data: synthetic chest CT phantoms from :mod:`medsnowball.synth` generated in mem
 (seeds ``seed .. seed + n_train + n_val - 1``, default 10000..10047; benchmarks must use
 other seeds), 512 x 512 slices at 0.6-0.9 mm, slice spacing 1.0-2.5 mm, six nodules each
 (LUNA16 size distribution 3-30 mm, solid / part-solid / ground-glass, parenchymal /
-juxtapleural / juxtavascular). Classifier negatives: the classical detector's
+juxtapleural / juxtavascular); the classifier also sees ``n_enriched`` extra phantoms
+(seeds ``seed + ENRICHED_SEED_OFFSET ...``, default 10100..10147) with ten 3-15 mm
+nodules each, mostly attached and sub-solid (:func:`enriched_phantom_config`), the
+kinds it otherwise misses. Classifier negatives: the classical detector's
 highest-scoring candidates that match no nodule (``HARD_NEGATIVES`` per scan) plus
 ``RANDOM_NEGATIVES`` random lung points (random lung points only when
 ``medsnowball.detection`` is unavailable); positives: truth centres with jittered copies
 and the detector's hits. After the classifier, the combination of detector score and
-CNN probability is fitted on the validation scans' candidates and stored in the
-checkpoint (:mod:`medsnowball.training.stacking`).
+CNN probability (averaged over 8 patch flips) is fitted on the validation scans'
+candidates and stored in the checkpoint (:mod:`medsnowball.training.stacking`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,14 @@ POSITIVE_COPIES = 4
 VALIDATION_CANDIDATES = "validation_candidates.npz"
 HARD_NEGATIVES = 80
 RANDOM_NEGATIVES = 16
+#: Nodules per enriched classifier-training phantom (:func:`enriched_phantom_config`).
+ENRICHED_NODULES = 10
+#: Enriched phantoms use seeds ``seed + ENRICHED_SEED_OFFSET ...``.
+ENRICHED_SEED_OFFSET = 100
+#: Default number of enriched phantoms, classifier epochs and early-stopping patience.
+N_ENRICHED = 48
+CLASSIFIER_EPOCHS = 30
+CLASSIFIER_PATIENCE = 10
 
 
 def phantom_config(seed: int, nodules: int = 6) -> Any:
@@ -87,13 +98,51 @@ def _detector_candidates(volume: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return lps, np.asarray([c.score for c in cands], dtype=np.float64)
 
 
-def synthetic_cases(seeds: list[int], use_detector: bool = True) -> Iterator[TrainingCase]:
-    """Generate phantoms one at a time as :class:`TrainingCase` (nothing written to disk)."""
+def enriched_phantom_config(seed: int) -> Any:
+    """An extra classifier-training phantom rich in the nodules the classifier finds hard.
+
+    Same scanner geometry as :func:`phantom_config`, but ``ENRICHED_NODULES`` nodules of
+    3-15 mm, more often attached (juxtapleural / juxtavascular 40 % / 40 %, against
+    30 % / 20 %) and sub-solid (part-solid / ground-glass 25 % / 25 %, against 15 % / 15 %).
+    """
+    from medsnowball.synth import PhantomConfig, random_nodule_specs
+
+    rng = np.random.default_rng(seed)
+    sz = float(rng.choice([1.0, 1.25, 1.5, 2.0, 2.5]))
+    sxy = float(rng.uniform(0.6, 0.9))
+    specs = random_nodule_specs(
+        rng,
+        ENRICHED_NODULES,
+        max_mm=15.0,
+        type_weights=(0.5, 0.25, 0.25),
+        location_weights=(0.2, 0.4, 0.4),
+    )
+    return PhantomConfig(
+        shape_zyx=(round(240.0 / sz), 512, 512),
+        spacing_zyx=(sz, sxy, sxy),
+        seed=seed,
+        nodules=tuple(specs),
+    )
+
+
+def synthetic_cases(
+    seeds: list[int],
+    use_detector: bool = True,
+    make_config: Callable[[int], Any] = phantom_config,
+) -> Iterator[TrainingCase]:
+    """Generate phantoms one at a time as :class:`TrainingCase` (nothing written to disk).
+
+    Args:
+        seeds: Phantom seeds.
+        use_detector: Run the classical detector on each phantom (hard negatives).
+        make_config: ``seed -> PhantomConfig`` (:func:`phantom_config` or
+            :func:`enriched_phantom_config`).
+    """
     from medsnowball.synth import generate_phantom
 
     for s in seeds:
         t0 = time.perf_counter()
-        ph = generate_phantom(phantom_config(s))
+        ph = generate_phantom(make_config(s))
         nods = ph.truth.nodules
         det = _detector_candidates(ph.volume) if use_detector else None
         yield TrainingCase(
@@ -136,6 +185,7 @@ def build_patch_sets(
     seed: int,
     training: bool,
     models: tuple[str, ...] = ("fp", "unet"),
+    make_config: Callable[[int], Any] = phantom_config,
 ) -> dict[str, np.ndarray]:
     """Classifier and U-Net patches of the phantoms ``seeds`` (one pass over the data).
 
@@ -153,7 +203,7 @@ def build_patch_sets(
     def add(key: str, value: np.ndarray) -> None:
         parts.setdefault(key, []).append(value)
 
-    for i, case in enumerate(synthetic_cases(seeds, use_detector)):
+    for i, case in enumerate(synthetic_cases(seeds, use_detector, make_config)):
         if "fp" in models and training:
             x, y, _ = classifier_patches(
                 [case],
@@ -202,19 +252,21 @@ def _cached_patch_sets(
     seed: int,
     training: bool,
     models: tuple[str, ...],
+    make_config: Callable[[int], Any] = phantom_config,
 ) -> dict[str, np.ndarray]:
     """:func:`build_patch_sets`, stored in / read from ``cache_dir`` when given."""
     if cache_dir is None:
-        return build_patch_sets(seeds, use_detector, seed, training, models)
-    settings = [POSITIVE_COPIES, HARD_NEGATIVES, RANDOM_NEGATIVES]
-    key = json.dumps([seeds[0], seeds[-1], use_detector, seed, training, sorted(models), settings])
+        return build_patch_sets(seeds, use_detector, seed, training, models, make_config)
+    settings = [POSITIVE_COPIES, HARD_NEGATIVES, RANDOM_NEGATIVES, ENRICHED_NODULES]
+    ident = [seeds[0], seeds[-1], use_detector, seed, training, sorted(models)]
+    key = json.dumps([*ident, settings, make_config.__name__])
     name = "patches_" + hashlib.sha256(key.encode()).hexdigest()[:12] + ".npz"
     path = Path(cache_dir) / name
     if path.is_file():
         logger.info("patch sets read from %s", path)
         with np.load(path) as npz:
             return {k: npz[k] for k in npz.files}
-    sets = build_patch_sets(seeds, use_detector, seed, training, models)
+    sets = build_patch_sets(seeds, use_detector, seed, training, models, make_config)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = sets
     np.savez(path, **arrays)
@@ -227,18 +279,20 @@ def train_shipped_models(
     n_val: int = 8,
     seed: int = DEFAULT_SEED,
     threads: int = 2,
-    classifier_epochs: int = 20,
+    classifier_epochs: int = CLASSIFIER_EPOCHS,
     unet_epochs: int = 12,
     use_detector: bool = True,
     install: bool = False,
     models: tuple[str, ...] = ("fp", "unet"),
     cache_dir: str | Path | None = None,
+    n_enriched: int = N_ENRICHED,
 ) -> dict[str, Any]:
     """Generate the data, train both models, optionally copy them into the package.
 
     ``cache_dir``: keep the generated patch sets there and reuse them when the seeds and
     sampling settings match (re-running with other optimisation settings skips the data
-    generation).
+    generation). ``n_enriched``: extra classifier-training phantoms from
+    :func:`enriched_phantom_config` (seeds ``seed + ENRICHED_SEED_OFFSET ...``).
 
     Returns:
         Summary (timings, best scores, checkpoint paths), also written to
@@ -254,6 +308,21 @@ def train_shipped_models(
     val_seeds = list(range(seed + n_train, seed + n_train + n_val))
     tr = _cached_patch_sets(cache_dir, train_seeds, use_detector, seed, True, models)
     va = _cached_patch_sets(cache_dir, val_seeds, use_detector, seed + 500, False, models)
+    enriched_seeds = list(
+        range(seed + ENRICHED_SEED_OFFSET, seed + ENRICHED_SEED_OFFSET + n_enriched)
+    )
+    if "fp" in models and enriched_seeds:
+        en = _cached_patch_sets(
+            cache_dir,
+            enriched_seeds,
+            use_detector,
+            enriched_seeds[0],
+            True,
+            ("fp",),
+            enriched_phantom_config,
+        )
+        tr["fp_x"] = np.concatenate([tr["fp_x"], en["fp_x"]])
+        tr["fp_y"] = np.concatenate([tr["fp_y"], en["fp_y"]])
     t_data = time.perf_counter() - t0
     logger.info(
         "patches: classifier %d (%d positive), U-Net %d; %.0fs",
@@ -268,6 +337,9 @@ def train_shipped_models(
     recipe = {
         "data": "synthetic phantoms (medsnowball.synth)",
         "train_seeds": [train_seeds[0], train_seeds[-1]],
+        "enriched_classifier_seeds": (
+            [enriched_seeds[0], enriched_seeds[-1]] if "fp" in models and enriched_seeds else []
+        ),
         "val_seeds": [val_seeds[0], val_seeds[-1]],
         "command": RECIPE_COMMAND,
         "negatives": (
@@ -292,7 +364,7 @@ def train_shipped_models(
                 epochs=classifier_epochs,
                 batch_size=32,
                 lr=1e-3,
-                patience=6,
+                patience=CLASSIFIER_PATIENCE,
                 seed=seed,
                 threads=threads,
             ),
@@ -348,7 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-val", type=int, default=8)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--classifier-epochs", type=int, default=20)
+    ap.add_argument("--classifier-epochs", type=int, default=CLASSIFIER_EPOCHS)
+    ap.add_argument(
+        "--n-enriched",
+        type=int,
+        default=N_ENRICHED,
+        help="extra classifier phantoms rich in attached / sub-solid nodules",
+    )
     ap.add_argument("--unet-epochs", type=int, default=12)
     ap.add_argument("--no-detector", action="store_true", help="random lung negatives only")
     ap.add_argument("--install", action="store_true", help="copy weights into the package")
@@ -370,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         args.install,
         tuple(m.strip() for m in args.models.split(",") if m.strip()),
         args.cache,
+        args.n_enriched,
     )
     return 0
 

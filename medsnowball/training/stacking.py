@@ -4,8 +4,9 @@ The training recipe keeps every classical-detector candidate of its validation s
 (patch, detector score, hit label, and the scans' nodules) in ``validation_candidates.npz``.
 :func:`fit_combiner` runs the trained classifier on those patches, fits a two-feature
 logistic regression (``logit(detector_score)``, ``logit(fp_probability)``, small L2
-penalty) to the LUNA16 hit labels, chooses the operating threshold at a target number of
-false positives per scan, and reports the validation CPM of every combination rule;
+penalty; by default the probability is the mean over the 8 axis flips of each patch) to
+the LUNA16 hit labels, chooses the operating threshold at a target number of false
+positives per scan, and reports the validation CPM of every combination rule;
 :func:`fit_and_store_combiner` writes the result into the checkpoint's JSON config.
 
 Re-run it when the detector's scorer changes (the CNN need not be retrained)::
@@ -41,6 +42,8 @@ L2_PENALTY = 1e-3
 #: Default operating point: the threshold leaving this many false positives per scan on the
 #: validation scans (the classical pipeline's threshold is also set at 0.5 FP per scan).
 TARGET_FP_PER_SCAN = 0.5
+#: Fit (and so run) the CNN with flip test-time augmentation by default.
+FLIP_TTA = True
 #: Operating points listed in the provenance (thresholds for other trade-offs).
 LISTED_FP_RATES = (0.25, 0.5, 1.0, 2.0)
 
@@ -142,6 +145,7 @@ def fit_combiner(
     candidates: str | Path | Mapping[str, NDArray[Any]],
     fp_per_scan: float = TARGET_FP_PER_SCAN,
     threads: int = 2,
+    tta: bool = FLIP_TTA,
 ) -> tuple[ScoreCombiner, dict[str, Any]]:
     """Fit the logistic stacking on validation candidates.
 
@@ -152,6 +156,8 @@ def fit_combiner(
             ``truth_lps``, ``truth_diameter``.
         fp_per_scan: Operating point for the threshold.
         threads: torch CPU threads.
+        tta: Fit on the CNN probability averaged over the 8 axis flips of each patch
+            (recorded as ``flip_tta``: inference then averages the same way).
 
     Returns:
         ``(combiner, report)``: the report holds the validation CPM of the detector
@@ -167,7 +173,7 @@ def fit_combiner(
     else:
         with np.load(candidates) as npz:
             data = {k: npz[k] for k in npz.files}
-    reducer = FPReducer(checkpoint, device="cpu", combine="geometric")
+    reducer = FPReducer(checkpoint, device="cpu", combine="geometric", tta=tta)
     prob = reducer.patch_probabilities(data["cand_x"].astype(np.float32)).astype(np.float64)
     det = np.asarray(data["cand_score"], dtype=np.float64)
     y = np.asarray(data["cand_hit"]).astype(np.int64)
@@ -213,7 +219,9 @@ def fit_combiner(
             provenance["detector_scorer_sha256_16"] = _sha256(scorer_json)
     except ImportError:  # pragma: no cover - detection is part of the package
         pass
-    combiner = dataclasses.replace(base, threshold=round(thr, 4), provenance=provenance)
+    combiner = dataclasses.replace(
+        base, threshold=round(thr, 4), provenance=provenance, flip_tta=bool(tta)
+    )
     return combiner, report
 
 
@@ -222,6 +230,7 @@ def fit_and_store_combiner(
     candidates: str | Path | Mapping[str, NDArray[Any]],
     fp_per_scan: float = TARGET_FP_PER_SCAN,
     threads: int = 2,
+    tta: bool = FLIP_TTA,
 ) -> dict[str, Any]:
     """:func:`fit_combiner`, then rewrite ``checkpoint`` with ``extra["combiner"]`` set.
 
@@ -230,7 +239,7 @@ def fit_and_store_combiner(
     """
     from medsnowball.models.checkpoint import load_checkpoint, save_checkpoint
 
-    combiner, report = fit_combiner(checkpoint, candidates, fp_per_scan, threads)
+    combiner, report = fit_combiner(checkpoint, candidates, fp_per_scan, threads, tta)
     ck = load_checkpoint(checkpoint)
     record = combiner.to_dict()
     cfg = dataclasses.replace(ck.config, extra={**ck.config.extra, "combiner": record})
@@ -247,10 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fp-per-scan", type=float, default=TARGET_FP_PER_SCAN)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--install", action="store_true", help="copy the checkpoint into the package")
+    ap.add_argument(
+        "--no-tta",
+        action="store_true",
+        help="fit on the plain CNN probability (default: mean over 8 patch flips)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     record = fit_and_store_combiner(
-        args.checkpoint, args.candidates, args.fp_per_scan, args.threads
+        args.checkpoint, args.candidates, args.fp_per_scan, args.threads, not args.no_tta
     )
     sys.stdout.write(json.dumps(record, indent=1) + "\n")
     if args.install:

@@ -23,6 +23,11 @@ def test_combiner_formula_and_round_trip() -> None:
     back = ScoreCombiner.from_dict(comb.to_dict())
     assert back == comb
     assert comb.to_dict()["kind"] == "logistic_stacking"
+    tta = ScoreCombiner(1.0, 1.0, 0.0, flip_tta=True)
+    assert ScoreCombiner.from_dict(tta.to_dict()).flip_tta is True
+    # records written before flip averaging existed were fitted without it
+    old = {k: v for k, v in tta.to_dict().items() if k != "flip_tta"}
+    assert ScoreCombiner.from_dict(old).flip_tta is False
 
 
 def test_logit_clips_at_the_edges() -> None:

@@ -144,3 +144,24 @@ def test_device_resolution(monkeypatch: Any) -> None:
         resolve_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto").type == "cuda"
+
+
+def test_flip_tta_averages_the_eight_flipped_patches(
+    cases: list[TrainingCase], fp_checkpoint: Path
+) -> None:
+    plain = FPReducer(fp_checkpoint, device="cpu")
+    assert plain.tta is False  # no fitted combiner: no flip averaging unless asked
+    flips = FPReducer(fp_checkpoint, device="cpu", tta=True)
+    x, _, _ = classifier_patches(cases[4:5], plain.config.patch, 6, 1, seed=3)
+    x = x.astype(np.float32)
+    expected = np.zeros(len(x))
+    for axes in ((), (1,), (2,), (3,), (1, 2), (1, 3), (2, 3), (1, 2, 3)):
+        expected += plain.patch_probabilities(np.flip(x, axis=axes) if axes else x)
+    expected /= 8
+    got = flips.patch_probabilities(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # the flips matter for these (asymmetric) patches, and per-call overrides work
+    assert np.abs(got - plain.patch_probabilities(x)).max() > 1e-4
+    np.testing.assert_allclose(
+        flips.patch_probabilities(x, tta=False), plain.patch_probabilities(x)
+    )

@@ -25,7 +25,7 @@ def test_screening_is_learned_and_classical_stays_training_free() -> None:
     pipe = Pipeline.from_yaml("lung_nodule_screening")
     assert pipe.labels.index("fp_reduce") == pipe.labels.index("detect") + 1
     fp_cfg = pipe.steps[pipe.step_index("fp_reduce")].config
-    assert fp_cfg == FPReduceConfig(checkpoint=None, combine="stacked", batch_size=128)
+    assert fp_cfg == FPReduceConfig(checkpoint=None, combine="stacked", batch_size=128, tta=None)
     assert pipe.steps[pipe.step_index("segment")].config.method == "unet"
     classical = Pipeline.from_yaml("lung_nodule_classical")
     assert "fp_reduce" not in classical.labels
@@ -76,6 +76,10 @@ def _set(path: tuple[Any, ...], value: Any) -> Any:
         (
             _set(("steps", 4, "config", "checkpoint"), 3),
             "steps[4].config.checkpoint: expected str or null, found 3",
+        ),
+        (
+            _set(("steps", 4, "config", "tta"), "yes"),
+            "steps[4].config.tta: expected bool or null, found 'yes'",
         ),
         (
             _set(("steps", 5, "config", "method"), "unett"),
