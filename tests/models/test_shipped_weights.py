@@ -89,5 +89,9 @@ def test_shipped_classifier_carries_its_fitted_combiner() -> None:
     assert val["stacked"]["cpm"] >= val["classical"]["cpm"]
     assert comb.provenance["n_scans"] >= 8
     assert "detector" in fp.config.training["negatives"]  # trained on the detector's FPs
+    # fitted on the flip-averaged CNN probability, so inference averages the flips too
+    assert comb.flip_tta is True
+    assert fp.tta is True
+    assert fp.config.training["enriched_classifier_seeds"] == [10100, 10147]
     # a high detector score with a CNN that disagrees ends below a moderate agreement
     assert comb(0.95, 0.01) < comb(0.6, 0.9)
