@@ -50,10 +50,17 @@ def _new_children(before: set[int]) -> list[str]:
 
 
 def test_ctrl_c_cancels_the_batch_and_leaves_no_processes(
-    tmp_path: Path, phantom_inputs: list[Path], cad_pipeline: Pipeline
+    tmp_path: Path,
+    phantom_inputs: list[Path],
+    cad_pipeline: Pipeline,
+    request: pytest.FixtureRequest,
 ) -> None:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("SIGINT reaches only the main thread; this test runner uses another one")
+    # A runner started in the background (`cmd &`, nohup) inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: install it for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     env_before = os.environ.get("OMP_NUM_THREADS")
     markers = tmp_path / "markers"
