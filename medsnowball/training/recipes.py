@@ -67,8 +67,15 @@ CLASSIFIER_EPOCHS = 30
 CLASSIFIER_PATIENCE = 10
 
 
-def phantom_config(seed: int, nodules: int = 6) -> Any:
-    """The randomised phantom configuration of training case ``seed``."""
+def phantom_config(seed: int, nodules: int = 6, **spec_options: Any) -> Any:
+    """The randomised phantom configuration of training case ``seed``.
+
+    Args:
+        seed: Seed of the scanner geometry and the nodules.
+        nodules: Number of nodules.
+        **spec_options: Passed to :func:`medsnowball.synth.random_nodule_specs` (size
+            range, type and location weights); default: its LUNA16-like mix.
+    """
     from medsnowball.synth import PhantomConfig, random_nodule_specs
 
     rng = np.random.default_rng(seed)
@@ -79,7 +86,7 @@ def phantom_config(seed: int, nodules: int = 6) -> Any:
         shape_zyx=(nz, 512, 512),
         spacing_zyx=(sz, sxy, sxy),
         seed=seed,
-        nodules=tuple(random_nodule_specs(rng, nodules)),
+        nodules=tuple(random_nodule_specs(rng, nodules, **spec_options)),
     )
 
 
@@ -105,23 +112,12 @@ def enriched_phantom_config(seed: int) -> Any:
     3-15 mm, more often attached (juxtapleural / juxtavascular 40 % / 40 %, against
     30 % / 20 %) and sub-solid (part-solid / ground-glass 25 % / 25 %, against 15 % / 15 %).
     """
-    from medsnowball.synth import PhantomConfig, random_nodule_specs
-
-    rng = np.random.default_rng(seed)
-    sz = float(rng.choice([1.0, 1.25, 1.5, 2.0, 2.5]))
-    sxy = float(rng.uniform(0.6, 0.9))
-    specs = random_nodule_specs(
-        rng,
+    return phantom_config(
+        seed,
         ENRICHED_NODULES,
         max_mm=15.0,
         type_weights=(0.5, 0.25, 0.25),
         location_weights=(0.2, 0.4, 0.4),
-    )
-    return PhantomConfig(
-        shape_zyx=(round(240.0 / sz), 512, 512),
-        spacing_zyx=(sz, sxy, sxy),
-        seed=seed,
-        nodules=tuple(specs),
     )
 
 
@@ -308,10 +304,11 @@ def train_shipped_models(
     val_seeds = list(range(seed + n_train, seed + n_train + n_val))
     tr = _cached_patch_sets(cache_dir, train_seeds, use_detector, seed, True, models)
     va = _cached_patch_sets(cache_dir, val_seeds, use_detector, seed + 500, False, models)
-    enriched_seeds = list(
-        range(seed + ENRICHED_SEED_OFFSET, seed + ENRICHED_SEED_OFFSET + n_enriched)
+    first_enriched = seed + ENRICHED_SEED_OFFSET
+    enriched_seeds = (
+        list(range(first_enriched, first_enriched + n_enriched)) if "fp" in models else []
     )
-    if "fp" in models and enriched_seeds:
+    if enriched_seeds:
         en = _cached_patch_sets(
             cache_dir,
             enriched_seeds,
@@ -337,9 +334,9 @@ def train_shipped_models(
     recipe = {
         "data": "synthetic phantoms (medsnowball.synth)",
         "train_seeds": [train_seeds[0], train_seeds[-1]],
-        "enriched_classifier_seeds": (
-            [enriched_seeds[0], enriched_seeds[-1]] if "fp" in models and enriched_seeds else []
-        ),
+        "enriched_classifier_seeds": [enriched_seeds[0], enriched_seeds[-1]]
+        if enriched_seeds
+        else [],
         "val_seeds": [val_seeds[0], val_seeds[-1]],
         "command": RECIPE_COMMAND,
         "negatives": (
