@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline_edits import set_at
 
 from medsnowball.core.errors import ConfigError
 from medsnowball.pipeline import Pipeline, shipped_pipelines
@@ -63,69 +64,62 @@ def test_load_from_path_and_round_trip(tmp_path: Path) -> None:
     assert mine.origin == str(path)
 
 
-def _set(path: tuple[Any, ...], value: Any) -> Any:
-    def mod(d: dict[str, Any]) -> None:
-        target: Any = d
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-
-    return mod
-
-
 @pytest.mark.parametrize(
     ("modify", "expected"),
     [
         (
-            _set(("steps", 3, "config", "max_candidatez"), 5),
+            set_at(("steps", 3, "config", "max_candidatez"), 5),
             "steps[3].config.max_candidatez: unknown key; did you mean max_candidates?",
         ),
         (
-            _set(("steps", 3, "config", "max_candidates"), "5"),
+            set_at(("steps", 3, "config", "max_candidates"), "5"),
             "steps[3].config.max_candidates: expected an integer, found '5'",
         ),
         (
-            _set(("steps", 3, "config", "max_candidates"), 0),
+            set_at(("steps", 3, "config", "max_candidates"), 0),
             "steps[3].config.max_candidates: expected at least 1, found 0",
         ),
         (
-            _set(("steps", 3, "config", "max_diameter_mm"), 2.0),
+            set_at(("steps", 3, "config", "max_diameter_mm"), 2.0),
             "steps[3].config.max_diameter_mm: expected more than min_diameter_mm",
         ),
         (
-            _set(("steps", 3, "step"), "detct"),
+            set_at(("steps", 3, "step"), "detct"),
             "steps[3].step: unknown step 'detct'; did you mean detect?",
         ),
-        (_set(("treshold",), 0.3), "treshold: unknown key; did you mean threshold?"),
-        (_set(("threshold",), 1.5), "threshold: expected a number in [0, 1], found 1.5"),
-        (_set(("threshold",), True), "threshold: expected a number in [0, 1], found True"),
-        (_set(("name",), ""), "name: required"),
-        (_set(("format_version",), 2), "format_version: this medsnowball reads version 1"),
-        (_set(("steps",), []), "steps: required, expected a non-empty list"),
+        (set_at(("treshold",), 0.3), "treshold: unknown key; did you mean threshold?"),
+        (set_at(("threshold",), 1.5), "threshold: expected a number in [0, 1], found 1.5"),
+        (set_at(("threshold",), True), "threshold: expected a number in [0, 1], found True"),
+        (set_at(("name",), ""), "name: required"),
+        (set_at(("format_version",), 2), "format_version: this medsnowball reads version 1"),
+        (set_at(("steps",), []), "steps: required, expected a non-empty list"),
         (
-            _set(("steps", 2, "colour"), "red"),
+            set_at(("steps", 2, "colour"), "red"),
             "steps[2].colour: unknown key (valid keys: step, name, config)",
         ),
         (
-            _set(("steps", 1, "config", "clip_hu"), [1, 2, 3]),
+            set_at(("steps", 1, "config", "clip_hu"), [1, 2, 3]),
             "steps[1].config.clip_hu: expected a list of 2 values",
         ),
         (
-            _set(("steps", 1, "config", "clip_hu"), [5, -5]),
+            set_at(("steps", 1, "config", "clip_hu"), [5, -5]),
             "steps[1].config.clip_hu: expected [low, high] with low < high",
         ),
         (
-            _set(("steps", 6, "config", "high_risk"), "yes"),
+            set_at(("steps", 6, "config", "high_risk"), "yes"),
             "steps[6].config.high_risk: expected true or false, found 'yes'",
         ),
         (
-            _set(("steps", 7, "config", "formats"), ["json", "pfd"]),
+            set_at(("steps", 7, "config", "formats"), ["json", "pfd"]),
             "steps[7].config.formats: unknown format(s) pfd",
         ),
-        (_set(("steps", 7, "config"), [1, 2]), "steps[7].config: expected a mapping of options"),
-        (_set(("steps", 4, "name"), "lungs"), "steps[4].name: 'lungs' is already used by steps[2]"),
-        (_set(("steps", 4, "name"), "9x"), "steps[4].name: expected letters"),
-        (_set(("steps", 0), 42), "steps[0]: expected a mapping with 'step', found 42"),
+        (set_at(("steps", 7, "config"), [1, 2]), "steps[7].config: expected a mapping of options"),
+        (
+            set_at(("steps", 4, "name"), "lungs"),
+            "steps[4].name: 'lungs' is already used by steps[2]",
+        ),
+        (set_at(("steps", 4, "name"), "9x"), "steps[4].name: expected letters"),
+        (set_at(("steps", 0), 42), "steps[0]: expected a mapping with 'step', found 42"),
     ],
 )
 def test_validation_errors_name_the_key(modify: Any, expected: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pipeline_edits import set_at
 
 from medsnowball.core.errors import ConfigError
 from medsnowball.pipeline import Pipeline
@@ -47,46 +48,36 @@ def test_screening_threshold_is_the_one_chosen_with_the_weights() -> None:
     assert "val" in str(combiner.provenance.get("fitted_on", ""))
 
 
-def _set(path: tuple[Any, ...], value: Any) -> Any:
-    def mod(d: dict[str, Any]) -> None:
-        target: Any = d
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-
-    return mod
-
-
 @pytest.mark.parametrize(
     ("modify", "expected"),
     [
         (
-            _set(("steps", 4, "config", "combine"), "stack"),
+            set_at(("steps", 4, "config", "combine"), "stack"),
             "steps[4].config.combine: expected one of 'stacked', 'geometric', 'mean', "
             "'replace', found 'stack'; did you mean stacked?",
         ),
         (
-            _set(("steps", 4, "config", "checkpointt"), "w.safetensors"),
+            set_at(("steps", 4, "config", "checkpointt"), "w.safetensors"),
             "steps[4].config.checkpointt: unknown key; did you mean checkpoint?",
         ),
         (
-            _set(("steps", 4, "config", "batch_size"), 0),
+            set_at(("steps", 4, "config", "batch_size"), 0),
             "steps[4].config.batch_size: expected >= 1, found 0",
         ),
         (
-            _set(("steps", 4, "config", "checkpoint"), 3),
+            set_at(("steps", 4, "config", "checkpoint"), 3),
             "steps[4].config.checkpoint: expected str or null, found 3",
         ),
         (
-            _set(("steps", 4, "config", "tta"), "yes"),
+            set_at(("steps", 4, "config", "tta"), "yes"),
             "steps[4].config.tta: expected bool or null, found 'yes'",
         ),
         (
-            _set(("steps", 5, "config", "method"), "unett"),
+            set_at(("steps", 5, "config", "method"), "unett"),
             "steps[5].config.method: expected one of 'classical', 'unet', found 'unett'",
         ),
         (
-            _set(("steps", 4, "step"), "fp_reduction"),
+            set_at(("steps", 4, "step"), "fp_reduction"),
             "steps[4].step: unknown step 'fp_reduction'; did you mean fp_reduce?",
         ),
     ],
