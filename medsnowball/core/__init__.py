@@ -28,6 +28,7 @@ from medsnowball.core.findings import (
     Side,
     Zone,
 )
+from medsnowball.core.quality import QualityFlag
 from medsnowball.core.volume import AcquisitionInfo, CTVolume, ImageGeometry, PatientInfo
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "NoduleSegmentation",
     "NoduleType",
     "PatientInfo",
+    "QualityFlag",
     "Side",
     "UnsupportedModalityError",
     "Zone",

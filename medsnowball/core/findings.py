@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from medsnowball.core.quality import STATUS_OK, QualityFlag
 from medsnowball.core.volume import ImageGeometry, Vec3
 
 
@@ -59,6 +60,10 @@ class LungSegmentation:
         body: Optional boolean body mask ``(z, y, x)``.
         zone_bounds_z: Optional world z (LPS mm) of the upper/middle and middle/lower
             zone boundaries, as computed by :mod:`medsnowball.lung`.
+        midline_x_lps: World x (LPS mm) of the mediastinal midline the right/left split
+            used (patient's right lies at smaller x); ``None`` when unknown.
+        quality: Quality flags raised by the lung segmentation (lungs cut by the field of
+            view, left/right split repaired, ...).
     """
 
     labels: NDArray[np.uint8]
@@ -67,6 +72,8 @@ class LungSegmentation:
     left_ml: float
     body: NDArray[np.bool_] | None = None
     zone_bounds_z: tuple[float, float] | None = None
+    midline_x_lps: float | None = None
+    quality: tuple[QualityFlag, ...] = ()
 
     @property
     def mask(self) -> NDArray[np.bool_]:
@@ -195,7 +202,8 @@ class CaseResult:
     Attributes:
         case_id: File-system safe, unique id without patient identifiers.
         source: Input path.
-        status: "ok" or "failed".
+        status: ``"ok"``, ``"needs_review"`` (ran to the end, but a quality flag of
+            severity ``"review"`` was raised) or ``"failed"``.
         error: Error message when failed.
         study_uid: StudyInstanceUID (DICOM inputs).
         series_uid: SeriesInstanceUID, or the file stem for NIfTI / MetaImage inputs.
@@ -206,6 +214,7 @@ class CaseResult:
         candidates: Every scored candidate (for FROC analysis).
         assessment: Lung-RADS / Fleischner assessment.
         warnings: Notes for the reader (irregular spacing resampled, ...).
+        quality: Quality flags of the case (see :mod:`medsnowball.core.quality`).
         timings_s: Seconds per step.
         lung_labels: Optional uint8 lung labels ``(z, y, x)``.
         nodule_labels: Optional uint16 instance labels ``(z, y, x)`` (value = ``Nodule.id``).
@@ -214,7 +223,7 @@ class CaseResult:
 
     case_id: str
     source: str
-    status: str = "ok"
+    status: str = STATUS_OK
     error: str | None = None
     study_uid: str | None = None
     series_uid: str | None = None
@@ -225,6 +234,7 @@ class CaseResult:
     candidates: tuple[Candidate, ...] = ()
     assessment: Assessment | None = None
     warnings: tuple[str, ...] = ()
+    quality: tuple[QualityFlag, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
     lung_labels: NDArray[np.uint8] | None = field(default=None, repr=False)
     nodule_labels: NDArray[np.uint16] | None = field(default=None, repr=False)

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from medsnowball.core.quality import QualityFlag
+
 if TYPE_CHECKING:  # pragma: no cover
     from monai.data import MetaTensor
 
@@ -164,6 +166,11 @@ class CTVolume:
         source_files: For DICOM series, the instance files in slice order (first = the
             slice at ``k = 0``); empty for other formats. Writers of DICOM SEG / SR use
             them to reference the source images.
+        quality: Quality flags raised while reading (input reoriented to the canonical
+            axial grid, slices resampled, gantry tilt corrected, ...).
+        stored_geometry: When the loader brought the image to the canonical axial grid,
+            the grid the file itself stores (masks are written back onto it); ``None``
+            when the analysed grid is the stored one.
     """
 
     array: NDArray[Any]
@@ -176,6 +183,8 @@ class CTVolume:
     patient: PatientInfo = field(default_factory=PatientInfo, repr=False)
     warnings: tuple[str, ...] = ()
     source_files: tuple[str, ...] = ()
+    quality: tuple[QualityFlag, ...] = ()
+    stored_geometry: ImageGeometry | None = None
 
     def __post_init__(self) -> None:
         a = np.asarray(self.array)
@@ -188,6 +197,7 @@ class CTVolume:
         object.__setattr__(self, "array", _readonly(a))
         object.__setattr__(self, "warnings", tuple(self.warnings))
         object.__setattr__(self, "source_files", tuple(str(f) for f in self.source_files))
+        object.__setattr__(self, "quality", tuple(self.quality))
 
     def __repr__(self) -> str:
         return (
