@@ -19,7 +19,8 @@ extra).
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import importlib
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -69,9 +70,20 @@ def default_retinanet_config() -> ModelConfig:
     )
 
 
+@functools.cache
 def torchvision_available() -> bool:
-    """True when ``torchvision`` can be imported (needed by MONAI's FPN extractor)."""
-    return importlib.util.find_spec("torchvision") is not None
+    """True when ``torchvision`` imports cleanly (needed by MONAI's FPN extractor).
+
+    Probed by importing, not by looking the package up: a torchvision built for another
+    torch is *installed* but fails on import (``operator torchvision::nms does not
+    exist``), and that must count as unavailable. The answer is cached per process.
+    """
+    try:
+        importlib.import_module("torchvision")
+    except (ImportError, RuntimeError) as exc:
+        logger.debug("torchvision is not usable: %s", exc)
+        return False
+    return True
 
 
 def _require_torchvision() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medsnowball.cli import app
+from medsnowball.models.retinanet import torchvision_available
 
 runner = CliRunner()
 
@@ -141,7 +141,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert "--device" in res.output
 
 
-HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+HAS_TORCHVISION = torchvision_available()
 
 
 def test_detector_names_what_is_missing(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ def test_index_to_world_matches_itk_formula() -> None:
 
 
 def test_index_to_world_agrees_with_simpleitk() -> None:
-    sitk = pytest.importorskip("SimpleITK")
+    import SimpleITK as sitk  # noqa: N813
+
     d = _oblique_direction()
     g = ImageGeometry((4, 5, 6), (2.0, 1.0, 0.5), (10.0, 20.0, 30.0), d)
     img = sitk.Image(6, 5, 4, sitk.sitkInt16)

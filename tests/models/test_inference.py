@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from medsnowball import synth
 from medsnowball.core.errors import CheckpointError, ConfigError
 from medsnowball.core.findings import Candidate
 from medsnowball.models.config import ModelConfig, PatchSpec
@@ -16,8 +17,6 @@ from medsnowball.training.commands import train_classifier_on_patches, train_seg
 from medsnowball.training.loop import TrainConfig
 from medsnowball.training.metrics import dice, roc_auc
 from medsnowball.training.patch_data import TrainingCase, classifier_patches, segmentation_patches
-
-synth = pytest.importorskip("medsnowball.synth")
 
 
 def _case(seed: int) -> TrainingCase:

@@ -61,8 +61,8 @@ def test_missing_torchvision_raises_a_clear_error() -> None:
         build_retinanet_detector()
 
 
+@pytest.mark.skipif(not torchvision_available(), reason="torchvision does not import here")
 def test_state_dict_matches_the_bundle_network() -> None:
-    pytest.importorskip("torchvision")
     from monai.bundle import ConfigParser
 
     from medsnowball.models.retinanet import build_retinanet_detector, build_retinanet_network

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def phantom():  # type: ignore[no-untyped-def]
-    synth = pytest.importorskip("medsnowball.synth")
+    from medsnowball import synth
+
     return synth.generate_phantom(
         synth.PhantomConfig(
             shape_zyx=(100, 256, 256),

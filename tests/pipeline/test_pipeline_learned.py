@@ -117,7 +117,8 @@ def phantom():  # type: ignore[no-untyped-def]
 
     if not (DEFAULT_FP_WEIGHTS.is_file() and DEFAULT_UNET_WEIGHTS.is_file()):
         pytest.skip("shipped weights not present")
-    synth = pytest.importorskip("medsnowball.synth")
+    from medsnowball import synth
+
     return synth.generate_phantom(
         synth.PhantomConfig(
             shape_zyx=(80, 160, 160),

@@ -91,7 +91,8 @@ def test_case_result_pickles_with_arrays() -> None:
 
 def test_device_resolution_on_this_machine() -> None:
     assert resolve_device("cpu") == "cpu"
-    torch = pytest.importorskip("torch")
+    import torch
+
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto") == expected
     if not torch.cuda.is_available():

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medsnowball import synth
 from medsnowball.core import Candidate, LungSegmentation
 from medsnowball.evaluation import segmentation_dice
 from medsnowball.measure import measure_nodule
 from medsnowball.segmentation import segment_nodule
-
-synth = pytest.importorskip("medsnowball.synth")
 
 SPECS = (
     ("solid", "parenchymal", 8.0, None),

@@ -33,7 +33,8 @@ def test_sample_data_matches_generator() -> None:
 
 
 def test_generate_command(tmp_path: Path) -> None:
-    io = pytest.importorskip("medsnowball.io")
+    from medsnowball import io
+
     out = tmp_path / "case"
     rc = main(
         [
@@ -69,7 +70,6 @@ def test_generate_command(tmp_path: Path) -> None:
 
 
 def test_make_sample_into_tmp(tmp_path: Path) -> None:
-    pytest.importorskip("medsnowball.io")
     stale = tmp_path / "dicom" / "IM09999.dcm"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")

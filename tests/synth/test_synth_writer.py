@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk  # noqa: N813
 
+from medsnowball import io
 from medsnowball.synth import NoduleSpec, Phantom, PhantomConfig, PhantomTruth, generate_phantom
-
-io = pytest.importorskip("medsnowball.io")
-sitk = pytest.importorskip("SimpleITK")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from medsnowball.training import (
 
 @pytest.fixture(scope="module")
 def datalist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("medsnowball.synth")
     out = tmp_path_factory.mktemp("synth")
     synthetic_to_datalist(
         out,

@@ -16,7 +16,8 @@ from medsnowball.training.patch_data import (
 
 @pytest.fixture(scope="module")
 def case() -> TrainingCase:
-    synth = pytest.importorskip("medsnowball.synth")
+    from medsnowball import synth
+
     ph = synth.generate_phantom(
         synth.PhantomConfig(
             shape_zyx=(48, 80, 80),

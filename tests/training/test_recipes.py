@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
-pytest.importorskip("medsnowball.synth")
-
 from medsnowball.training.recipes import (
     DEFAULT_SEED,
     ENRICHED_NODULES,

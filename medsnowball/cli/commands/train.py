@@ -7,7 +7,6 @@ Sub-commands: ``classifier`` (false-positive reduction CNN), ``segmenter`` (nodu
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -465,7 +464,9 @@ def detector(
     docs/detector.md.
     """
     _check_device(device)
-    if importlib.util.find_spec("torchvision") is None:
+    from medsnowball.models.retinanet import torchvision_available
+
+    if not torchvision_available():
         fail(
             "the RetinaNet detector needs torchvision, which is not installed: "
             f"{DETECTION_EXTRA_HINT} (or the torchvision build matching your torch)."
