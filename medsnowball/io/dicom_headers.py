@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import pydicom
 import pydicom.uid
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from medsnowball.core.errors import CorruptFileError
 
@@ -223,6 +224,41 @@ def _frames(ds: Dataset, n_frames: int) -> tuple[FrameInfo, ...]:
     return tuple(one for _ in range(n_frames))
 
 
+#: What parsing a hostile header may raise: pydicom reads values lazily, so malformed
+#: elements (unknown VR, odd value lengths, broken sequences) surface as any of these when
+#: a value is first touched. Each becomes a :class:`CorruptFileError` naming the file.
+_PARSE_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidDicomError,
+    BytesLengthException,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    NotImplementedError,
+    OverflowError,
+    RecursionError,
+    UnicodeError,
+    struct.error,
+)
+#: Smallest number of bytes one frame can take in a file (an encapsulated fragment's
+#: item tag and length); a NumberOfFrames beyond ``file size / this`` is impossible.
+_MIN_FRAME_BYTES = 8
+
+
+def _frame_count(ds: Dataset, file_size: int, path: Path) -> int:
+    """NumberOfFrames, checked against the file size before anything is allocated for it."""
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if n_frames < 1 or n_frames > max(1, file_size // _MIN_FRAME_BYTES):
+        raise CorruptFileError(
+            f"{path}: NumberOfFrames is {n_frames}, impossible for a file of {file_size} "
+            "bytes; the header is corrupt. Re-export the series or remove this file."
+        )
+    return n_frames
+
+
 def _looks_like_dicom(head: bytes) -> bool:
     """True for a Part-10 preamble or a raw little-endian data set starting at group 0002/0008."""
     if len(head) >= 132 and head[128:132] == b"DICM":
@@ -255,12 +291,24 @@ def read_header(path: str | os.PathLike[str]) -> DicomHeader:
         fh.seek(0)
         try:
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=True)
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+        except _PARSE_ERRORS as exc:
             raise CorruptFileError(
                 f"{p}: DICOM header cannot be parsed ({type(exc).__name__}: {exc})."
             ) from exc
         data_offset = fh.tell()
         tail = fh.read(4)
+    try:
+        return _parse_header(ds, p, size, data_offset, tail)
+    except CorruptFileError:
+        raise
+    except _PARSE_ERRORS as exc:
+        raise CorruptFileError(
+            f"{p}: DICOM header has invalid values ({type(exc).__name__}: {exc})."
+        ) from exc
+
+
+def _parse_header(ds: Dataset, p: Path, size: int, data_offset: int, tail: bytes) -> DicomHeader:
+    """The :class:`DicomHeader` of a parsed data set (may raise any of ``_PARSE_ERRORS``)."""
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if ts == pydicom.uid.DeflatedExplicitVRLittleEndian:
@@ -270,48 +318,43 @@ def read_header(path: str | os.PathLike[str]) -> DicomHeader:
     if not ts:
         ts = pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR else ""
         ts = ts or pydicom.uid.ExplicitVRLittleEndian
-    try:
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-        rows = int(ds.get("Rows", 0) or 0)
-        cols = int(ds.get("Columns", 0) or 0)
-        frames = _frames(ds, n_frames) if rows and cols else ()
-        series_number = ds.get("SeriesNumber")
-        kernel = ds.get("ConvolutionKernel")
-        pad = ds.get("PixelPaddingValue")
-        pad_limit = ds.get("PixelPaddingRangeLimit")
-        header = DicomHeader(
-            path=str(p),
-            study_uid=str(ds.get("StudyInstanceUID", "") or ""),
-            series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-            sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
-            modality=_str(ds.get("Modality")),
-            image_type=tuple(str(v).strip().upper() for v in (ds.get("ImageType") or [])),
-            series_description=str(ds.get("SeriesDescription", "") or ""),
-            series_number=int(series_number) if series_number not in (None, "") else None,
-            rows=rows,
-            columns=cols,
-            number_of_frames=n_frames,
-            frames=frames,
-            transfer_syntax=ts,
-            bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
-            bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
-            pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
-            samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
-            photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or ""),
-            padding_value=int(pad) if isinstance(pad, int | float) else None,
-            padding_range_limit=int(pad_limit) if isinstance(pad_limit, int | float) else None,
-            pixel_data_offset=data_offset if has_pixels and ts in _NATIVE_SYNTAXES else None,
-            has_pixel_data=has_pixels,
-            manufacturer=_str(ds.get("Manufacturer")),
-            model=_str(ds.get("ManufacturerModelName")),
-            kernel=_str(kernel),
-            kvp=_float(ds.get("KVP")),
-            contrast=bool(_str(ds.get("ContrastBolusAgent"))) or None,
-        )
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise CorruptFileError(
-            f"{p}: DICOM header has invalid values ({type(exc).__name__}: {exc})."
-        ) from exc
+    n_frames = _frame_count(ds, size, p)
+    rows = int(ds.get("Rows", 0) or 0)
+    cols = int(ds.get("Columns", 0) or 0)
+    frames = _frames(ds, n_frames) if rows and cols else ()
+    series_number = ds.get("SeriesNumber")
+    kernel = ds.get("ConvolutionKernel")
+    pad = ds.get("PixelPaddingValue")
+    pad_limit = ds.get("PixelPaddingRangeLimit")
+    header = DicomHeader(
+        path=str(p),
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        sop_class_uid=str(ds.get("SOPClassUID", "") or ""),
+        modality=_str(ds.get("Modality")),
+        image_type=tuple(str(v).strip().upper() for v in (ds.get("ImageType") or [])),
+        series_description=str(ds.get("SeriesDescription", "") or ""),
+        series_number=int(series_number) if series_number not in (None, "") else None,
+        rows=rows,
+        columns=cols,
+        number_of_frames=n_frames,
+        frames=frames,
+        transfer_syntax=ts,
+        bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
+        bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
+        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
+        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2") or ""),
+        padding_value=int(pad) if isinstance(pad, int | float) else None,
+        padding_range_limit=int(pad_limit) if isinstance(pad_limit, int | float) else None,
+        pixel_data_offset=data_offset if has_pixels and ts in _NATIVE_SYNTAXES else None,
+        has_pixel_data=has_pixels,
+        manufacturer=_str(ds.get("Manufacturer")),
+        model=_str(ds.get("ManufacturerModelName")),
+        kernel=_str(kernel),
+        kvp=_float(ds.get("KVP")),
+        contrast=bool(_str(ds.get("ContrastBolusAgent"))) or None,
+    )
     return header
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -254,8 +255,13 @@ def evaluate_series(series: DicomSeries) -> SeriesVerdict:
 def rank_key(v: SeriesVerdict) -> tuple[int, float, int, int, str]:
     """Sort key: smaller is better (preferred length, thinnest, most slices, SeriesNumber)."""
     n = v.series.n_slices
-    thick = v.thickness if v.thickness is not None else float("inf")
-    thick_bucket = round(thick / _THICKNESS_EQUAL_MM) * _THICKNESS_EQUAL_MM
+    thick = v.thickness
+    # Unknown or non-finite thickness (no SliceThickness and slices sharing one position)
+    # ranks last; round() of infinity would raise OverflowError.
+    if thick is None or not math.isfinite(thick):
+        thick_bucket = float("inf")
+    else:
+        thick_bucket = round(thick / _THICKNESS_EQUAL_MM) * _THICKNESS_EQUAL_MM
     number = v.series.first.series_number
     return (
         0 if n >= PREFERRED_MIN_SLICES else 1,
