@@ -12,6 +12,7 @@ from medsnowball.core.errors import (
     MissingCodecError,
     MissingDependencyError,
     NoSeriesFoundError,
+    ObliqueImageError,
     UnsupportedModalityError,
 )
 from medsnowball.core.findings import (
@@ -54,6 +55,7 @@ __all__ = [
     "Nodule",
     "NoduleSegmentation",
     "NoduleType",
+    "ObliqueImageError",
     "PatientInfo",
     "QualityFlag",
     "Side",

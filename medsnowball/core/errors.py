@@ -45,6 +45,10 @@ class ImageTooLargeError(MedsnowballError, ValueError):
     """A header claims an image size that would need an absurd amount of memory."""
 
 
+class ObliqueImageError(MedsnowballError, ValueError):
+    """An image is tilted too far from every axial/coronal/sagittal orientation to analyse."""
+
+
 class ConfigError(MedsnowballError, ValueError):
     """A pipeline definition or option is invalid; the message names the bad key."""
 
@@ -63,5 +67,6 @@ __all__ = [
     "MissingCodecError",
     "MissingDependencyError",
     "NoSeriesFoundError",
+    "ObliqueImageError",
     "UnsupportedModalityError",
 ]

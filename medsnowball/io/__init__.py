@@ -8,6 +8,8 @@ Public API::
     load_case(case) -> CTVolume
     load_ct(path) -> CTVolume                # file or folder (best series)
     write_dicom_series(volume, folder) / write_image(volume_or_array, path, geometry)
+    to_canonical(volume) -> CTVolume         # canonical axial LPS grid (every loader uses it)
+    to_stored_grid(labels, geometry, stored) # label maps back onto the file's own grid
 
 See docs/io.md for the selection, irregular-series, gantry-tilt and missing-Modality rules.
 """
@@ -26,6 +28,7 @@ from medsnowball.io.cases import (
 from medsnowball.io.dicom_loader import DEFAULT_MAX_BYTES, load_dicom_series
 from medsnowball.io.discovery import DicomSeries, Discovery, discover
 from medsnowball.io.image_files import load_image
+from medsnowball.io.orient import ObliqueImageError, orientation_code, to_canonical, to_stored_grid
 from medsnowball.io.selection import CaseInput
 from medsnowball.io.writers import IMAGE_SUFFIXES, image_suffix, write_dicom_series, write_image
 
@@ -36,6 +39,7 @@ __all__ = [
     "CaseList",
     "DicomSeries",
     "Discovery",
+    "ObliqueImageError",
     "SeriesRow",
     "describe",
     "discover",
@@ -46,6 +50,9 @@ __all__ = [
     "load_ct",
     "load_dicom_series",
     "load_image",
+    "orientation_code",
+    "to_canonical",
+    "to_stored_grid",
     "write_dicom_series",
     "write_image",
 ]

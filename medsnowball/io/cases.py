@@ -324,7 +324,11 @@ def format_table(rows: list[SeriesRow]) -> str:
 
 
 def load_case(
-    case: CaseInput, *, max_workers: int | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    case: CaseInput,
+    *,
+    max_workers: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    canonical: bool = True,
 ) -> CTVolume:
     """Load the pixels of a case.
 
@@ -332,9 +336,12 @@ def load_case(
         case: From :func:`find_cases`.
         max_workers: Decoding threads for DICOM.
         max_bytes: Refuse images larger than this (bytes) before allocating.
+        canonical: Bring the image onto the canonical axial LPS grid (default; see
+            :mod:`medsnowball.io.orient`); False keeps the stored grid.
 
     Returns:
-        The :class:`CTVolume`; ``case.warnings`` are included in its warnings.
+        The :class:`CTVolume`; ``case.warnings`` are included in its warnings. When it was
+        reoriented, ``stored_geometry`` is the file's grid and ``quality`` says so.
 
     Raises:
         InconsistentSeriesError, CorruptFileError, MissingCodecError, ImageTooLargeError:
@@ -348,8 +355,11 @@ def load_case(
             max_workers=max_workers,
             max_bytes=max_bytes,
             warnings=case.warnings,
+            canonical=canonical,
         )
-    return load_image(case.files[0], max_bytes=max_bytes, warnings=case.warnings)
+    return load_image(
+        case.files[0], max_bytes=max_bytes, warnings=case.warnings, canonical=canonical
+    )
 
 
 def _no_case_error(path: Path, found: CaseList) -> Exception:
@@ -376,10 +386,14 @@ def load_ct(
     *,
     max_workers: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    canonical: bool = True,
 ) -> CTVolume:
     """Load one CT from a file or a folder.
 
-    * An image file (``.nii``, ``.nii.gz``, ``.mhd``, ``.mha``, ``.nrrd``): loaded as is.
+    Whatever the file stores, the volume is brought onto the canonical axial LPS grid
+    (:func:`medsnowball.io.orient.to_canonical`) unless ``canonical`` is False.
+
+    * An image file (``.nii``, ``.nii.gz``, ``.mhd``, ``.mha``, ``.nrrd``): loaded whole.
     * A DICOM file: a multi-frame file is loaded alone; a single-frame file brings in the
       other files of its series found under the same folder.
     * A folder: discovered and the single best series selected (see
@@ -397,9 +411,11 @@ def load_ct(
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist; expected a CT file or folder.")
     if p.is_file() and image_kind(p) is not None:
-        return load_image(p, max_bytes=max_bytes)
+        return load_image(p, max_bytes=max_bytes, canonical=canonical)
     if p.is_file():
-        return _load_dicom_file(p, max_workers=max_workers, max_bytes=max_bytes)
+        return _load_dicom_file(
+            p, max_workers=max_workers, max_bytes=max_bytes, canonical=canonical
+        )
     found = find_cases([p])
     best = found.best()
     if best is None:
@@ -411,10 +427,12 @@ def load_ct(
             len(found.cases),
             best.case_id,
         )
-    return load_case(best, max_workers=max_workers, max_bytes=max_bytes)
+    return load_case(best, max_workers=max_workers, max_bytes=max_bytes, canonical=canonical)
 
 
-def _load_dicom_file(p: Path, *, max_workers: int | None, max_bytes: int) -> CTVolume:
+def _load_dicom_file(
+    p: Path, *, max_workers: int | None, max_bytes: int, canonical: bool
+) -> CTVolume:
     """Load the series of one DICOM file (the file alone when it is multi-frame)."""
     try:
         header = read_header(p)
@@ -430,4 +448,6 @@ def _load_dicom_file(p: Path, *, max_workers: int | None, max_bytes: int) -> CTV
     if not verdict.eligible:
         rows = CaseList(rows=[_dicom_row(verdict, False, verdict.reason, verdict.code)])
         raise _no_case_error(p, rows)
-    return load_case(_dicom_case(verdict), max_workers=max_workers, max_bytes=max_bytes)
+    return load_case(
+        _dicom_case(verdict), max_workers=max_workers, max_bytes=max_bytes, canonical=canonical
+    )

@@ -38,9 +38,11 @@ import pydicom
 from numpy.typing import NDArray
 
 from medsnowball.core.errors import ImageTooLargeError, InconsistentSeriesError
+from medsnowball.core.quality import SEVERITY_INFO, QualityFlag
 from medsnowball.core.volume import AcquisitionInfo, CTVolume, ImageGeometry, PatientInfo
 from medsnowball.io.dicom_headers import DicomHeader, FrameInfo, read_header_cached
 from medsnowball.io.dicom_pixels import AIR_HU, check_codec, decode_frames, to_hu
+from medsnowball.io.orient import to_canonical
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -266,6 +268,7 @@ def load_dicom_series(
     max_workers: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     warnings: Sequence[str] = (),
+    canonical: bool = True,
 ) -> CTVolume:
     """Load the slices of one DICOM series into a :class:`CTVolume` (HU, LPS geometry).
 
@@ -275,10 +278,14 @@ def load_dicom_series(
         max_workers: Decoding threads (default ``min(16, 2 * cpu_count)``).
         max_bytes: Refuse volumes larger than this many bytes before allocating.
         warnings: Notes to carry into ``CTVolume.warnings`` (e.g. from selection).
+        canonical: Reorient onto the canonical axial LPS grid (:mod:`medsnowball.io.orient`;
+            exact for prone, feet-first, coronal, sagittal); False keeps the series' grid.
 
     Returns:
         The volume; ``array`` is ``(z, y, x)`` int16 or float32 HU, ``source_files`` the
-        instance files in slice order (empty when the series was resampled along z).
+        instance files in slice order (empty when resampled along z or no longer the ``k``
+        planes). Resampling / gantry-tilt correction are in ``warnings`` and ``quality``
+        (``slices_resampled``, ``gantry_tilt_corrected``, severity info).
 
     Raises:
         InconsistentSeriesError: Too few slices, mixed sizes/orientations/spacings,
@@ -286,6 +293,7 @@ def load_dicom_series(
         ImageTooLargeError: The headers claim more than ``max_bytes``.
         MissingCodecError: Compressed pixel data without an installed decoder.
         CorruptFileError: A file is empty, truncated or undecodable (named).
+        ObliqueImageError: ``canonical`` and an axis more than 30 degrees from every axis.
     """
     headers: list[DicomHeader] = [
         h if isinstance(h, DicomHeader) else read_header_cached(h) for h in series
@@ -295,6 +303,7 @@ def load_dicom_series(
     headers.sort(key=lambda h: h.path)
     name = _series_name(headers)
     notes: list[str] = list(warnings)
+    flags: list[QualityFlag] = []
     slices = _collect(headers, name)
     axes, (sp_row, sp_col) = _check_uniform(slices, name)
     row, col, normal = axes[:, 0], axes[:, 1], axes[:, 2]
@@ -345,6 +354,7 @@ def load_dicom_series(
             "the field of view are air)."
         )
         notes.append(msg)
+        flags.append(QualityFlag("gantry_tilt_corrected", msg, SEVERITY_INFO))
         logger.warning(msg)
     if irregular:
         n_out = int(np.rint((d[-1] - d[0]) / median)) + 1
@@ -355,6 +365,7 @@ def load_dicom_series(
             f"{step:.4g} mm."
         )
         notes.append(msg)
+        flags.append(QualityFlag("slices_resampled", msg, SEVERITY_INFO))
         logger.warning(msg)
         files = ()
     else:
@@ -376,7 +387,7 @@ def load_dicom_series(
         kvp=first.kvp,
         contrast=first.contrast,
     )
-    return CTVolume(
+    volume = CTVolume(
         array=vol,
         geometry=geometry,
         source=source or os.path.commonpath([os.path.dirname(h.path) for h in headers]),
@@ -387,4 +398,6 @@ def load_dicom_series(
         patient=_patient_info(first.path),
         warnings=tuple(notes),
         source_files=files,
+        quality=tuple(flags),
     )
+    return to_canonical(volume) if canonical else volume

@@ -20,6 +20,7 @@ from medsnowball.core.errors import CorruptFileError, ImageTooLargeError, Incons
 from medsnowball.core.volume import CTVolume, ImageGeometry
 from medsnowball.io.dicom_loader import DEFAULT_MAX_BYTES
 from medsnowball.io.dicom_pixels import AIR_HU, INT16_MAX
+from medsnowball.io.orient import to_canonical
 from medsnowball.io.writers import image_suffix
 
 __all__ = ["ImageInfo", "image_kind", "load_image", "probe_image"]
@@ -133,6 +134,9 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
     )
 
 
+_UNSIGNED = frozenset({sitk.sitkUInt8, sitk.sitkUInt16, sitk.sitkUInt32, sitk.sitkUInt64})
+
+
 def _itemsize(pixel_id: int) -> int:
     table = {
         sitk.sitkUInt8: 1,
@@ -154,6 +158,7 @@ def load_image(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     warnings: tuple[str, ...] = (),
+    canonical: bool = True,
 ) -> CTVolume:
     """Load a NIfTI / MetaImage / NRRD CT image as a :class:`CTVolume` in LPS.
 
@@ -161,15 +166,21 @@ def load_image(
         path: ``.nii``, ``.nii.gz``, ``.mhd``, ``.mha``, ``.nrrd`` or ``.nhdr`` file.
         max_bytes: Refuse images whose header claims more bytes than this.
         warnings: Notes to carry into ``CTVolume.warnings``.
+        canonical: Bring the image onto the canonical axial LPS grid
+            (:func:`medsnowball.io.orient.to_canonical`; unsigned-integer images are taken
+            for label maps: nearest neighbour if resampled); False keeps the stored grid.
 
     Returns:
-        The volume (``series_uid`` = file stem, ``study_uid`` None).
+        The volume (``series_uid`` = file stem, ``study_uid`` None), array ``(z, y, x)``;
+        when reoriented, ``stored_geometry`` is the file's grid.
 
     Raises:
         FileNotFoundError: The file does not exist.
         CorruptFileError: Empty, truncated or unreadable file.
         ImageTooLargeError: The header claims more than ``max_bytes``.
         InconsistentSeriesError: Not a 3-D scalar image.
+        ObliqueImageError: ``canonical`` and the image is tilted more than
+            :data:`~medsnowball.io.orient.MAX_OBLIQUE_DEG` from every axis.
     """
     from medsnowball.io.selection import stem_of
 
@@ -205,6 +216,7 @@ def load_image(
         ) from exc
     if image.GetDimension() > 3:
         image = sitk.Extract(image, [*size[:3], 0], [0] * image.GetDimension())
+    pixel_id = image.GetPixelID()
     array = sitk.GetArrayViewFromImage(image)
     if np.issubdtype(array.dtype, np.integer):
         hu = np.empty(array.shape, dtype=np.int16)
@@ -219,7 +231,7 @@ def load_image(
         direction=np.reshape(image.GetDirection(), (3, 3)),
     )
     del array, image
-    return CTVolume(
+    volume = CTVolume(
         array=hu,
         geometry=geometry,
         source=str(p),
@@ -228,3 +240,7 @@ def load_image(
         modality="CT",
         warnings=warnings,
     )
+    if not canonical:
+        return volume
+    # Unsigned pixels cannot hold air: a label map (e.g. a mask read for evaluation).
+    return to_canonical(volume, labels=pixel_id in _UNSIGNED)

@@ -23,6 +23,7 @@ unexpected, in ``findings.json``'s ``warnings``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -36,7 +37,7 @@ import numpy as np
 from medsnowball.core.atomic import atomic_path, atomic_write_text
 from medsnowball.core.errors import ConfigError
 from medsnowball.core.findings import CaseResult
-from medsnowball.core.volume import CTVolume
+from medsnowball.core.volume import CTVolume, ImageGeometry
 from medsnowball.report.errors import InvalidFindingsError
 from medsnowball.report.findings import dumps_findings, findings_dict, validate_findings
 from medsnowball.report.tables import write_nodules_csv
@@ -167,7 +168,7 @@ def write_case_outputs(
 
     if "nifti" in requested:
         t0 = time.perf_counter()
-        _write_nifti(result, geometry, out, outputs, skip)
+        _write_nifti(result, geometry, out, outputs, skip, volume.stored_geometry)
         timed("nifti", t0)
 
     if requested & {"seg", "sr"}:
@@ -201,21 +202,30 @@ def write_case_outputs(
 
 
 def _write_nifti(
-    result: CaseResult, geometry: Any, out: Path, outputs: CaseOutputs, skip: Any
+    result: CaseResult,
+    geometry: Any,
+    out: Path,
+    outputs: CaseOutputs,
+    skip: Any,
+    stored: ImageGeometry | None = None,
 ) -> None:
+    """Write the label maps; on the file's own grid when the loader reoriented the input."""
     from medsnowball.io import write_image
+    from medsnowball.io.orient import to_stored_grid
+
+    def write(labels: Any, dtype: Any, path: Path) -> Path:
+        arr = np.asarray(labels, dtype=dtype)
+        if stored is None:
+            return write_image(arr, path, geometry)
+        return write_image(to_stored_grid(arr, geometry, stored), path, stored)
 
     if result.lung_labels is not None:
-        outputs["nifti"] = write_image(
-            np.asarray(result.lung_labels, dtype=np.uint8), out / FILE_NAMES["nifti"], geometry
-        )
+        outputs["nifti"] = write(result.lung_labels, np.uint8, out / FILE_NAMES["nifti"])
     else:
         skip("nifti", "the result carries no lung labels (lung_labels is None)", warn=True)
     if result.nodule_labels is not None:
-        outputs["nifti_nodules"] = write_image(
-            np.asarray(result.nodule_labels, dtype=np.uint16),
-            out / FILE_NAMES["nifti_nodules"],
-            geometry,
+        outputs["nifti_nodules"] = write(
+            result.nodule_labels, np.uint16, out / FILE_NAMES["nifti_nodules"]
         )
     else:
         skip(
@@ -269,6 +279,9 @@ def _write_dicom(
     from medsnowball.report.dicom_sr import build_sr
 
     wanted = sorted(requested & {"seg", "sr"})
+    if volume.stored_geometry is not None:
+        # The loader reoriented the series: SEG and SR describe the source slices' grid.
+        result, volume = _on_stored_grid(result, volume, volume.stored_geometry)
     if not volume.source_files:
         for fmt in wanted:
             skip(fmt, "the input is not a DICOM series", warn=False)
@@ -318,6 +331,26 @@ def _write_dicom(
         with atomic_path(out / FILE_NAMES["sr"]) as tmp:
             sr.save_as(tmp, enforce_file_format=True)
         outputs["sr"] = out / FILE_NAMES["sr"]
+
+
+def _on_stored_grid(
+    result: CaseResult, volume: CTVolume, stored: ImageGeometry
+) -> tuple[CaseResult, CTVolume]:
+    """The result and volume mapped back onto ``stored`` (the file's own grid)."""
+    from medsnowball.io.orient import to_stored_grid, to_stored_volume
+
+    grid = result.geometry or volume.geometry
+
+    def back(labels: Any) -> Any:
+        return None if labels is None else to_stored_grid(np.asarray(labels), grid, stored)
+
+    mapped = dataclasses.replace(
+        result,
+        geometry=stored,
+        lung_labels=back(result.lung_labels),
+        nodule_labels=back(result.nodule_labels),
+    )
+    return mapped, to_stored_volume(volume)
 
 
 def _write_reports(

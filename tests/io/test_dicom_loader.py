@@ -32,7 +32,7 @@ def test_geometry_and_values_equal_simpleitk(
     }[direction_kind]
     vol = make_volume(shape=(20, 40, 48), direction=direction)
     write_dicom_series(vol, tmp_path, file_names="shuffled", pixel_representation=1)
-    loaded = load_ct(tmp_path)
+    loaded = load_ct(tmp_path, canonical=False)
     arr, image = sitk_series(tmp_path)
     np.testing.assert_allclose(loaded.origin_lps, image.GetOrigin(), atol=1e-5)
     np.testing.assert_allclose(loaded.geometry.spacing_xyz, image.GetSpacing(), rtol=1e-6)
@@ -53,6 +53,18 @@ def test_geometry_and_values_equal_simpleitk(
     assert loaded.acquisition.kernel == "B50f"
     assert loaded.acquisition.kvp == 120.0
     assert loaded.warnings == ()
+    assert loaded.quality == ()
+    if direction_kind == "feet_first":
+        # Analysed on the canonical grid: y and z flipped back, stored grid kept aside.
+        canon = load_ct(tmp_path)
+        np.testing.assert_array_equal(canon.array, vol.array[::-1, ::-1, :])
+        np.testing.assert_allclose(canon.direction, np.eye(3), atol=1e-9)
+        assert canon.stored_geometry == vol.geometry
+        assert [f.code for f in canon.quality] == ["input_reoriented"]
+        assert canon.source_files == loaded.source_files[::-1]
+        np.testing.assert_allclose(
+            canon.index_to_world((0, 0, 0)), vol.index_to_world((19, 39, 0)), atol=1e-4
+        )
 
 
 def test_serial_and_parallel_decoding_agree(tmp_path, make_volume):
@@ -153,7 +165,7 @@ def test_enhanced_multiframe_ct(tmp_path, make_volume, rot):
     )
     (tmp_path / "mf").mkdir()
     enhanced.save_as(tmp_path / "mf" / "enhanced")
-    loaded = load_ct(tmp_path / "mf")
+    loaded = load_ct(tmp_path / "mf", canonical=False)
     np.testing.assert_array_equal(loaded.array, vol.array)
     assert loaded.geometry == vol.geometry
     assert set(loaded.source_files) == {str(tmp_path / "mf" / "enhanced")}
@@ -195,6 +207,10 @@ def test_missing_slice_resampled_with_warning(tmp_path, make_volume):
     np.testing.assert_array_equal(loaded.array, vol.array)  # linear data: exact
     assert any("resampled" in w for w in loaded.warnings)
     assert loaded.source_files == ()
+    flags = {f.code: f for f in loaded.quality}
+    assert set(flags) == {"slices_resampled"}
+    assert flags["slices_resampled"].severity == "info"
+    assert flags["slices_resampled"].message in loaded.warnings
 
 
 def test_gap_too_large_is_an_error(tmp_path, make_volume):
@@ -249,6 +265,8 @@ def test_gantry_tilt_corrected_onto_orthogonal_grid(tmp_path, make_volume):
     write_dicom_series(vol, tmp_path, extra_tags={"ImagePositionPatient": pos})
     loaded = load_ct(tmp_path)
     assert any("tilt of about 12.0" in w for w in loaded.warnings)
+    assert [(f.code, f.severity) for f in loaded.quality] == [("gantry_tilt_corrected", "info")]
+    assert "tilt of about 12.0" in loaded.quality[0].message
     np.testing.assert_allclose(loaded.direction, np.eye(3), atol=1e-9)
     assert loaded.spacing_zyx[0] == pytest.approx(dz, abs=1e-6)
     # the cylinder is straight along z in world space, so straight in the corrected grid

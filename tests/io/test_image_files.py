@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from medsnowball.core import CorruptFileError, ImageTooLargeError, InconsistentSeriesError
-from medsnowball.io import find_cases, load_case, load_ct, write_image
+from medsnowball.io import ObliqueImageError, find_cases, load_case, load_ct, write_image
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".mha", ".mhd", ".nrrd"])
 def test_round_trip(tmp_path, make_volume, rot, suffix):
     vol = make_volume(direction=rot("z", 25.0) @ rot("x", 10.0))
     path = write_image(vol, tmp_path / f"case-01{suffix}")
-    loaded = load_ct(path)
+    loaded = load_ct(path, canonical=False)
     assert loaded.geometry == vol.geometry
     np.testing.assert_array_equal(loaded.array, vol.array)
     assert loaded.array.dtype == np.int16
@@ -34,7 +34,21 @@ def test_round_trip(tmp_path, make_volume, rot, suffix):
             ".nrrd": "nrrd",
         }[suffix]
     )
-    np.testing.assert_array_equal(load_case(case).array, vol.array)
+    np.testing.assert_array_equal(load_case(case, canonical=False).array, vol.array)
+    # Oblique (rotated 25 deg about z, 10 about x): resampled onto an axis-aligned grid.
+    canon = load_case(case)
+    np.testing.assert_allclose(canon.direction, np.eye(3), atol=1e-9)
+    assert canon.stored_geometry == vol.geometry
+    assert [f.code for f in canon.quality] == ["input_resampled_oblique"]
+    assert "deg" in canon.quality[0].message
+
+
+def test_steeply_oblique_image_rejected(tmp_path, make_volume, rot):
+    vol = make_volume(direction=rot("z", 40.0))
+    path = write_image(vol, tmp_path / "steep.nii.gz")
+    with pytest.raises(ObliqueImageError, match=r"steep\.nii\.gz.*40\.0 degrees.*30 degrees"):
+        load_ct(path)
+    assert load_ct(path, canonical=False).geometry == vol.geometry
 
 
 def test_nifti_ras_affine_becomes_lps(tmp_path):
@@ -44,7 +58,7 @@ def test_nifti_ras_affine_becomes_lps(tmp_path):
         [[-0.8, 0.0, 0.0, 30.0], [0.0, 0.0, 2.5, -40.0], [0.0, -0.7, 0.0, 12.0], [0, 0, 0, 1]]
     )
     nib.save(nib.Nifti1Image(data, affine), tmp_path / "ras.nii.gz")
-    vol = load_ct(tmp_path / "ras.nii.gz")
+    vol = load_ct(tmp_path / "ras.nii.gz", canonical=False)
     assert vol.shape == (7, 6, 5)  # (k, j, i)
     rng = np.random.default_rng(0)
     for _ in range(10):
@@ -118,9 +132,12 @@ def test_non_3d_image_rejected(tmp_path):
 def test_single_volume_4d_nifti_is_squeezed(tmp_path):
     data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6, 1)
     nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "one.nii.gz")
-    vol = load_ct(tmp_path / "one.nii.gz")
+    vol = load_ct(tmp_path / "one.nii.gz", canonical=False)
     assert vol.shape == (6, 5, 4)
     assert vol.array[5, 4, 3] == data[3, 4, 5, 0]
+    # Identity affine = RAS: the canonical grid flips x and y.
+    canon = load_ct(tmp_path / "one.nii.gz")
+    assert canon.array[5, 0, 0] == data[3, 4, 5, 0]
 
 
 def test_label_maps_are_not_cases(tmp_path: Path) -> None:

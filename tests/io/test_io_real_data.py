@@ -51,7 +51,7 @@ def test_stripped_chest_slices_accepted_with_warning(shared_data, caplog):
 
 def test_nifti_lung_bases_in_lps(shared_data):
     path = shared_data / "real" / "abdomen_lung_bases.nii.gz"
-    vol = load_ct(path)
+    vol = load_ct(path, canonical=False)
     img = nib.load(path)
     data = np.asarray(img.dataobj)
     assert vol.shape == data.shape[::-1]
