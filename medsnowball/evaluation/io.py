@@ -5,8 +5,9 @@ Predictions:
 * a LUNA16 submission CSV ``seriesuid,coordX,coordY,coordZ,probability`` (world LPS mm;
   ``luna16_candidates.csv`` of a run), read by :func:`read_luna16_candidates`;
 * a run output folder (:func:`read_run_predictions`): its ``luna16_candidates.csv``, plus
-  from ``summary.csv`` each ok case's id, source and folder, where ``findings.json`` (the
-  measured nodules) and ``nodules.nii.gz`` (their instance mask) are used when present.
+  from ``summary.csv`` each finished (ok or needs_review) case's id, source and folder,
+  where ``findings.json`` (the measured nodules) and ``nodules.nii.gz`` (their instance
+  mask) are used when present.
 
 Truth:
 
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from medsnowball.core.errors import ConfigError, CorruptFileError
+from medsnowball.core.quality import STATUS_NEEDS_REVIEW, STATUS_OK
 from medsnowball.evaluation.matching import Prediction, TruthNodule, as_truth
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ TRUTH_MASK_NAME = "nodules_truth.nii.gz"
 RUN_CANDIDATES_CSV = "luna16_candidates.csv"
 RUN_SUMMARY_CSV = "summary.csv"
 RUN_FINDINGS_JSON = "findings.json"
+#: summary.csv statuses of cases that ran to the end (their predictions are evaluated).
+FINISHED_STATUSES: tuple[str, ...] = (STATUS_OK, STATUS_NEEDS_REVIEW)
 RUN_NODULES_NIFTI = "nodules.nii.gz"
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mhd", ".mha", ".nrrd", ".nhdr")
 
@@ -331,8 +335,9 @@ def read_run_predictions(run_dir: str | os.PathLike[str]) -> list[PredictionCase
             per-case folders are used when present).
 
     Returns:
-        One :class:`PredictionCase` per ok case (cases without candidates included) and
-        per seriesuid of the CSV that no case claims.
+        One :class:`PredictionCase` per finished case (``ok`` or ``needs_review``;
+        cases without candidates included) and per seriesuid of the CSV that no case
+        claims.
 
     Raises:
         FileNotFoundError: No ``luna16_candidates.csv`` in the folder.
@@ -349,7 +354,7 @@ def read_run_predictions(run_dir: str | os.PathLike[str]) -> list[PredictionCase
     out: list[PredictionCase] = []
     claimed: set[str] = set()
     for row in _summary_rows(root):
-        if row.get("status") != "ok" or not row.get("case_id"):
+        if row.get("status") not in FINISHED_STATUSES or not row.get("case_id"):
             continue
         case_id = row["case_id"]
         case_dir = root / case_id

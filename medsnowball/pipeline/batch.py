@@ -5,7 +5,7 @@ Usable from a notebook::
     from medsnowball.pipeline import run_batch
 
     summary = run_batch(["/data/archive"], "out/", workers=2, resume=True)
-    print(summary.n_ok, summary.n_failed, summary.summary_csv)
+    print(summary.n_ok, summary.n_needs_review, summary.n_failed, summary.summary_csv)
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medsnowball.core.errors import ConfigError, NoSeriesFoundError
+from medsnowball.core.quality import status_for
 from medsnowball.pipeline.context import DeviceName, RunOptions, parse_formats
 from medsnowball.pipeline.device import limit_threads, resolve_device
 from medsnowball.pipeline.engine import DEFAULT_PIPELINE, Pipeline
@@ -30,6 +31,7 @@ from medsnowball.pipeline.outputs import (
     SUMMARY_CSV,
     CaseOutcome,
     clear_case_markers,
+    flag_codes,
     read_candidate_rows,
     read_outcome,
     write_error,
@@ -37,6 +39,7 @@ from medsnowball.pipeline.outputs import (
     write_status,
     write_summary_csv,
 )
+from medsnowball.pipeline.quality import EXIT_NEEDS_REVIEW, case_flags
 
 if TYPE_CHECKING:  # pragma: no cover
     from medsnowball.io import CaseInput
@@ -122,8 +125,13 @@ class BatchSummary:
 
     @property
     def n_ok(self) -> int:
-        """Cases that finished (rerun or reused)."""
-        return sum(o.ok for o in self.outcomes)
+        """Cases that finished with status ``ok`` (rerun or reused)."""
+        return sum(o.ok and not o.needs_review for o in self.outcomes)
+
+    @property
+    def n_needs_review(self) -> int:
+        """Cases that finished with status ``needs_review`` (rerun or reused)."""
+        return sum(o.needs_review for o in self.outcomes)
 
     @property
     def n_failed(self) -> int:
@@ -147,8 +155,11 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when every case is ok, else 1 (the CLI's exit status)."""
-        return 0 if self.n_failed == 0 else 1
+        """The CLI's exit status: 1 when a case failed, else 3 (:data:`EXIT_NEEDS_REVIEW`)
+        when a case needs review, else 0."""
+        if self.n_failed:
+            return 1
+        return EXIT_NEEDS_REVIEW if self.n_needs_review else 0
 
 
 def _one_line(text: str) -> str:
@@ -183,14 +194,16 @@ def run_case_task(task: CaseTask) -> CaseOutcome:
         ctx = task.pipeline.make_context(case, options)
         task.pipeline.execute(ctx)
         seconds = time.perf_counter() - t0
+        flags = case_flags(ctx)
         outcome = CaseOutcome(
             case_id=case.case_id,
             source=str(case.source),
             series_uid=str(ctx.series_uid or series_uid),
-            status="ok",
+            status=status_for(flags),
             n_nodules=len(ctx.nodules),
             lung_rads=ctx.assessment.lung_rads if ctx.assessment is not None else "",
             seconds=seconds,
+            flags=flag_codes(f.code for f in flags),
         )
     except Exception as exc:  # noqa: BLE001 - one failing case must not stop the batch
         seconds = time.perf_counter() - t0
@@ -333,8 +346,8 @@ def run_batch(
         pipeline: A :class:`Pipeline`, a shipped pipeline name or a YAML path (default
             ``lung_nodule_screening``).
         workers: Cases processed in parallel (processes) by the default executor.
-        resume: Skip cases whose findings.json exists and parses; failed and unfinished
-            cases are run again.
+        resume: Skip cases whose findings.json exists and parses (status ok or
+            needs_review); failed and unfinished cases are run again.
         formats: Output formats (e.g. ``"json,csv,nifti"``); default: the pipeline's.
         device: ``auto``, ``cpu`` or ``cuda`` for learned steps.
         include_patient_info: Patient fields in the HTML/PDF reports.
@@ -431,7 +444,9 @@ def run_batch(
             done += 1
             files.record(outcome)
             if outcome.ok:
-                log.info("[%d/%d] %s ok (%.1f s)", done, total, outcome.case_id, outcome.seconds)
+                flags = f" [{';'.join(outcome.flags)}]" if outcome.flags else ""
+                log.info("[%d/%d] %s %s (%.1f s)%s", done, total, outcome.case_id,
+                         outcome.status, outcome.seconds, flags)  # fmt: skip
             else:
                 log.warning(
                     "[%d/%d] %s failed: %s (details in %s)",

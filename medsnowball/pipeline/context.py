@@ -18,8 +18,10 @@ from medsnowball.core.findings import (
     Nodule,
     NoduleSegmentation,
 )
+from medsnowball.core.quality import QualityFlag, status_for
 from medsnowball.core.volume import CTVolume
 from medsnowball.pipeline.device import resolve_device
+from medsnowball.pipeline.quality import case_flags
 
 if TYPE_CHECKING:  # pragma: no cover
     from medsnowball.io import CaseInput
@@ -111,6 +113,8 @@ class CaseContext:
         nodule_labels: uint16 instance labels ``(z, y, x)`` (value = ``Nodule.id``).
         assessment: Guideline assessment.
         warnings: Notes for the reader.
+        quality: Quality flags raised by the steps (the loader's and the lung
+            segmentation's travel on ``volume.quality`` and ``lungs.quality``).
         timings_s: Seconds per step label.
         outputs: Files written, by format name.
         extra: JSON-serialisable additions from custom steps.
@@ -134,6 +138,7 @@ class CaseContext:
     nodule_labels: NDArray[np.uint16] | None = None
     assessment: Assessment | None = None
     warnings: list[str] = field(default_factory=list)
+    quality: list[QualityFlag] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -170,7 +175,9 @@ class CaseContext:
                 result between processes cheaply).
 
         Returns:
-            The case result with status ``"ok"``.
+            The case result with the merged quality flags of the loader, the lung
+            segmentation and the steps, and status ``"needs_review"`` when one of them
+            has severity ``"review"``, else ``"ok"``.
         """
         volume = self.volume
         lungs_ml: dict[str, float] = {}
@@ -178,10 +185,11 @@ class CaseContext:
             lungs_ml = {"left": float(self.lungs.left_ml), "right": float(self.lungs.right_ml)}
         warnings = list(volume.warnings) if volume is not None else []
         warnings += [w for w in self.warnings if w not in warnings]
+        flags = case_flags(self)
         return CaseResult(
             case_id=self.case_id,
             source=self.source,
-            status="ok",
+            status=status_for(flags),
             study_uid=self.study_uid,
             series_uid=self.series_uid,
             pipeline=self.pipeline_name,
@@ -191,6 +199,7 @@ class CaseContext:
             candidates=tuple(self.candidates),
             assessment=self.assessment,
             warnings=tuple(warnings),
+            quality=flags,
             timings_s=dict(self.timings_s),
             lung_labels=self.lungs.labels if (keep_arrays and self.lungs is not None) else None,
             nodule_labels=self.nodule_labels if keep_arrays else None,

@@ -348,7 +348,9 @@ class Pipeline:
             case_id: Override the case id.
 
         Returns:
-            The case result (status ``"ok"``).
+            The case result: status ``"ok"``, or ``"needs_review"`` when a quality flag of
+            severity ``"review"`` was raised (``result.quality``; see
+            :mod:`medsnowball.pipeline.quality`).
 
         Raises:
             MedsnowballError: Any step's error, unchanged (loading, CAD, writing).

@@ -3,10 +3,11 @@
 Layout of an output folder ``OUT``::
 
     OUT/summary.csv                 one row per case (SUMMARY_COLUMNS), sorted by case_id
-    OUT/luna16_candidates.csv       every candidate of every ok case (LUNA16_COLUMNS)
+    OUT/luna16_candidates.csv       every candidate of every finished case (ok or
+                                    needs_review; LUNA16_COLUMNS)
     OUT/<case_id>/candidates.csv    the case's candidates, same columns (written first)
     OUT/<case_id>/findings.json     written last by the report writers: "case done"
-    OUT/<case_id>/status.json       status, error, seconds (written after the case ends)
+    OUT/<case_id>/status.json       status, error, flag codes, seconds (after the case ends)
     OUT/<case_id>/error.txt         traceback of a failed case
 
 The batch files are assembled from the per-case files only, so a resumed run, a run with
@@ -27,11 +28,13 @@ from typing import Any
 
 from medsnowball.core.atomic import atomic_write_text
 from medsnowball.core.findings import Candidate
+from medsnowball.core.quality import STATUS_FAILED, STATUS_NEEDS_REVIEW, STATUS_OK
 
 __all__ = [
     "CANDIDATES_CSV",
     "ERROR_TXT",
     "FINDINGS_JSON",
+    "FINISHED_STATUSES",
     "LUNA16_COLUMNS",
     "LUNA16_CSV",
     "STATUS_JSON",
@@ -39,6 +42,8 @@ __all__ = [
     "SUMMARY_CSV",
     "CaseOutcome",
     "clear_case_markers",
+    "csv_safe",
+    "flag_codes",
     "read_candidate_rows",
     "read_findings",
     "read_outcome",
@@ -67,8 +72,23 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "n_nodules",
     "lung_rads",
     "seconds",
+    "warnings",
 )
 LUNA16_COLUMNS: tuple[str, ...] = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
+#: Statuses of a case that ran to the end (``--resume`` does not run it again).
+FINISHED_STATUSES: tuple[str, ...] = (STATUS_OK, STATUS_NEEDS_REVIEW)
+#: Leading characters a spreadsheet reads as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+
+def flag_codes(codes: Iterable[str]) -> tuple[str, ...]:
+    """Flag codes without repeats, first occurrence first (two flags may share a code)."""
+    return tuple(dict.fromkeys(codes))
+
+
+def csv_safe(text: str) -> str:
+    """``text`` with a ``'`` prepended when a spreadsheet would read it as a formula."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 @dataclass(frozen=True)
@@ -79,11 +99,14 @@ class CaseOutcome:
         case_id: Case id (output sub-folder name).
         source: Input path.
         series_uid: SeriesInstanceUID or file stem.
-        status: ``"ok"`` or ``"failed"``.
+        status: ``"ok"``, ``"needs_review"`` (finished with a quality flag of severity
+            ``"review"``) or ``"failed"``.
         error: ``"ExceptionType: message"`` of a failed case, else ``""``.
         n_nodules: Nodules at or above the threshold (``None`` when failed).
         lung_rads: Exam Lung-RADS category (``""`` when failed or not assessed).
         seconds: Wall time of the case.
+        flags: Codes of the case's quality flags, in pipeline order (summary.csv's
+            ``warnings`` column, joined by ``;``).
         reused: True when ``--resume`` found the case already done (not rerun).
     """
 
@@ -95,12 +118,18 @@ class CaseOutcome:
     n_nodules: int | None = None
     lung_rads: str = ""
     seconds: float = 0.0
+    flags: tuple[str, ...] = ()
     reused: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when the case finished."""
-        return self.status == "ok"
+        """True when the case finished (status ``"ok"`` or ``"needs_review"``)."""
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def needs_review(self) -> bool:
+        """True when the case finished but a quality flag asks for review."""
+        return self.status == STATUS_NEEDS_REVIEW
 
     def row(self) -> list[str]:
         """Values in :data:`SUMMARY_COLUMNS` order, formatted for CSV."""
@@ -113,6 +142,7 @@ class CaseOutcome:
             "" if self.n_nodules is None else str(self.n_nodules),
             self.lung_rads,
             f"{self.seconds:.2f}",
+            csv_safe(";".join(self.flags)),
         ]
 
 
@@ -225,36 +255,52 @@ def read_outcome(case_dir: Path, case_id: str, source: str, series_uid: str) -> 
         series_uid: Series UID (used when the files do not say).
 
     Returns:
-        An ok row when findings.json is valid (figures from status.json, or from
-        findings.json when the run stopped between the two), a failed row when status.json
-        says so, or ``None`` when the case has not finished.
+        An ok or needs_review row when findings.json is valid (status and flag codes from
+        its ``quality`` block: a file written before that block existed reads as ok without
+        flags; seconds from status.json, or from findings.json when the run stopped between
+        the two), a failed row when status.json says so, or ``None`` when the case has not
+        finished.
     """
     findings = read_findings(case_dir, case_id)
     status = _read_status(case_dir)
     if findings is not None:
         assessment = findings.get("assessment") or {}
         seconds = sum(float(v) for v in (findings.get("timings_s") or {}).values())
-        if status is not None and status.get("status") == "ok":
+        if status is not None and status.get("status") in FINISHED_STATUSES:
             seconds = float(status.get("seconds", seconds))
+        case_status, flags = _finished_status(findings)
         return CaseOutcome(
             case_id=case_id,
             source=source,
             series_uid=str(findings.get("series_uid") or series_uid or ""),
-            status="ok",
+            status=case_status,
             n_nodules=len(findings.get("nodules") or []),
             lung_rads=str(assessment.get("lung_rads") or ""),
             seconds=seconds,
+            flags=flags,
         )
-    if status is not None and status.get("status") == "failed":
+    if status is not None and status.get("status") == STATUS_FAILED:
         return CaseOutcome(
             case_id=case_id,
             source=source,
             series_uid=str(status.get("series_uid") or series_uid or ""),
-            status="failed",
+            status=STATUS_FAILED,
             error=str(status.get("error") or "failed (no message recorded)"),
             seconds=float(status.get("seconds") or 0.0),
         )
     return None
+
+
+def _finished_status(findings: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """Status and flag codes of a finished case's findings.json (old files: ok, none)."""
+    quality = findings.get("quality")
+    if not isinstance(quality, dict):
+        return STATUS_OK, ()
+    flags = quality.get("flags")
+    items = flags if isinstance(flags, list) else []
+    codes = flag_codes(str(f["code"]) for f in items if isinstance(f, dict) and "code" in f)
+    status = quality.get("status", findings.get("status"))
+    return (status if status in FINISHED_STATUSES else STATUS_OK), codes
 
 
 def write_summary_csv(path: Path, outcomes: Iterable[CaseOutcome]) -> Path:

@@ -141,18 +141,20 @@ class LungsConfig:
 
 @register_step("lungs")
 class LungsStep(Step):
-    """Segment the lungs (left/right labels, volumes, zones)."""
+    """Segment the lungs (left/right labels, volumes, zones); flag implausible volumes."""
 
     config_class = LungsConfig
     requires = ("volume",)
     provides = ("lungs",)
 
     def run(self, ctx: CaseContext) -> None:
-        """Set ``ctx.lungs``."""
+        """Set ``ctx.lungs``; add ``lung_volume_implausible`` / side-ratio flags."""
         from medsnowball.lung import segment_lungs
+        from medsnowball.pipeline.quality import lung_flags
 
         cfg: LungsConfig = self.config
         ctx.lungs = segment_lungs(ctx.require_volume(self.label), backend=cfg.backend)
+        ctx.quality.extend(lung_flags(ctx.lungs))
 
 
 @dataclass(frozen=True)
@@ -190,20 +192,29 @@ class DetectConfig:
 
 @register_step("detect")
 class DetectStep(Step):
-    """Find and score nodule candidates inside the lungs (training-free CAD)."""
+    """Find and score nodule candidates inside the lungs (training-free CAD).
+
+    Flags ``voxel_size_out_of_range`` and ``lungs_span_too_short`` when the image lies
+    outside what the candidate scorer was validated on.
+    """
 
     config_class = DetectConfig
     requires = ("volume", "lungs")
     provides = ("candidates",)
 
     def run(self, ctx: CaseContext) -> None:
-        """Set ``ctx.candidates``, highest score first."""
+        """Set ``ctx.candidates``, highest score first; add the voxel-size/span flags."""
         from medsnowball.detection import detect_candidates
+        from medsnowball.pipeline.quality import lungs_span_flags, voxel_size_flags
 
         cfg: DetectConfig = self.config
+        volume = ctx.require_volume(self.label)
+        lungs = ctx.require_lungs(self.label)
+        ctx.quality.extend(voxel_size_flags(volume))
+        ctx.quality.extend(lungs_span_flags(lungs))
         found = detect_candidates(
-            ctx.require_volume(self.label),
-            ctx.require_lungs(self.label),
+            volume,
+            lungs,
             min_diameter_mm=cfg.min_diameter_mm,
             max_diameter_mm=cfg.max_diameter_mm,
             max_candidates=cfg.max_candidates,
@@ -258,6 +269,7 @@ class SegmentStep(Step):
 
     def run(self, ctx: CaseContext) -> None:
         """Set ``ctx.segmentations`` (highest score first, duplicates removed)."""
+        from medsnowball.pipeline.quality import nodule_cap_flag
         from medsnowball.segmentation import segment_nodule
 
         cfg: SegmentConfig = self.config
@@ -283,6 +295,7 @@ class SegmentStep(Step):
                     f"More than {cfg.max_nodules} candidates above the threshold; "
                     "only the highest-scoring ones were segmented."
                 )
+                ctx.quality.append(nodule_cap_flag(len(selected), len(segs), cfg.max_nodules))
                 break
             try:
                 seg = segment_one(cand)
@@ -371,7 +384,12 @@ class AssessConfig:
 
 @register_step("assess")
 class AssessStep(Step):
-    """Lung-RADS v2022 category per nodule and exam; Fleischner 2017 recommendation."""
+    """Lung-RADS v2022 category per nodule and exam; Fleischner 2017 recommendation.
+
+    When no lung was found or a quality flag says part of the lungs lies outside the image
+    (see :func:`medsnowball.pipeline.quality.incomplete_evaluation_reason`), the exam is
+    Lung-RADS 0 (incomplete), never a clean negative.
+    """
 
     config_class = AssessConfig
     requires = ("nodules",)
@@ -379,10 +397,15 @@ class AssessStep(Step):
 
     def run(self, ctx: CaseContext) -> None:
         """Set ``ctx.assessment`` and the nodules' ``lung_rads``."""
+        from medsnowball.pipeline.quality import case_flags, incomplete_evaluation_reason
         from medsnowball.report.guidelines import assess
 
         cfg: AssessConfig = self.config
-        assessment, nodules = assess(list(ctx.nodules), high_risk=cfg.high_risk)
+        assessment, nodules = assess(
+            list(ctx.nodules),
+            high_risk=cfg.high_risk,
+            incomplete_reason=incomplete_evaluation_reason(case_flags(ctx), ctx.lungs),
+        )
         ctx.assessment = assessment
         ctx.nodules = list(nodules)
 

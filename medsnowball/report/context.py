@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from medsnowball.core.findings import CaseResult, Nodule, NoduleType
+from medsnowball.core.quality import STATUS_NEEDS_REVIEW, STATUS_OK
 from medsnowball.core.volume import CTVolume, PatientInfo
 from medsnowball.report.fleischner import FLEISCHNER_APPLICABILITY, FLEISCHNER_VERSION
 from medsnowball.report.lung_rads import LUNG_RADS_DESCRIPTOR, LUNG_RADS_VERSION
@@ -45,7 +46,11 @@ TABLE_HEADER: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ReportContext:
-    """Data shown by the HTML and PDF reports."""
+    """Data shown by the HTML and PDF reports.
+
+    ``quality_flags`` holds ``(severity, code, message)`` of each quality flag; both
+    reports show them in a warning box at the top, and nothing when there is none.
+    """
 
     title: str
     case_id: str
@@ -73,6 +78,17 @@ class ReportContext:
     notes: tuple[str, ...]
     warnings: tuple[str, ...]
     disclaimer: str = DISCLAIMER
+    status: str = STATUS_OK
+    quality_flags: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def quality_heading(self) -> str:
+        """Title of the quality box: why the reader must look (empty without flags)."""
+        if not self.quality_flags:
+            return ""
+        if self.status == STATUS_NEEDS_REVIEW:
+            return "Needs review: this result may be incomplete or unreliable"
+        return "Quality notes"
 
 
 def _text(value: object | None) -> str:
@@ -219,6 +235,8 @@ def build_context(
         most_suspicious=most,
         notes=tuple(n for n in a.notes if n != FLEISCHNER_APPLICABILITY) if a is not None else (),
         warnings=tuple(str(w) for w in (*result.warnings, *extra_warnings)),
+        status=result.status,
+        quality_flags=tuple((f.severity, f.code, f.message) for f in result.quality),
     )
 
 

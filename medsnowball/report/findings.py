@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 from medsnowball.core.findings import Assessment, CaseResult, Nodule, NoduleType
+from medsnowball.core.quality import SEVERITY_REVIEW, STATUS_NEEDS_REVIEW, STATUS_OK
 from medsnowball.core.volume import ImageGeometry
 from medsnowball.report.errors import InvalidFindingsError
 
@@ -124,6 +125,14 @@ def assessment_dict(assessment: Assessment | None) -> dict[str, Any] | None:
     }
 
 
+def quality_dict(result: CaseResult) -> dict[str, Any]:
+    """The ``quality`` block: the case status and its quality flags, in pipeline order."""
+    return {
+        "status": result.status,
+        "flags": [flag.to_dict() for flag in result.quality],
+    }
+
+
 def findings_dict(
     result: CaseResult,
     *,
@@ -161,6 +170,7 @@ def findings_dict(
         "source": str(result.source),
         "pipeline": result.pipeline,
         "medsnowball_version": medsnowball_version,
+        "status": result.status,
         "image": None if geom is None else image_dict(geom),
         "lungs": {
             "left_ml": _optional(lungs.get("left"), ML_DECIMALS),
@@ -168,6 +178,7 @@ def findings_dict(
         },
         "nodules": [nodule_dict(n, i, result.assessment) for i, n in enumerate(result.nodules)],
         "assessment": assessment_dict(result.assessment),
+        "quality": quality_dict(result),
         "warnings": [str(w) for w in (*result.warnings, *extra_warnings)],
         "timings_s": timings,
     }
@@ -188,8 +199,31 @@ def _validator() -> Any:
     return jsonschema.Draft202012Validator(load_schema())
 
 
+def _check_quality(document: Mapping[str, Any]) -> None:
+    """The status agrees with the quality block and its flags (when the file has them)."""
+    quality = document.get("quality")
+    status = document.get("status")
+    if quality is None:
+        return
+    if status is not None and status != quality["status"]:
+        raise InvalidFindingsError(
+            f"findings.json is invalid at $.quality.status: {quality['status']!r} differs "
+            f"from the top-level status {status!r}.",
+            path="$.quality.status",
+        )
+    review = any(f["severity"] == SEVERITY_REVIEW for f in quality["flags"])
+    expected = STATUS_NEEDS_REVIEW if review else STATUS_OK
+    if quality["status"] != expected:
+        raise InvalidFindingsError(
+            f"findings.json is invalid at $.quality.status: {quality['status']!r} but the "
+            f"flags imply {expected!r} (a flag of severity 'review' means needs_review).",
+            path="$.quality.status",
+        )
+
+
 def _check_semantics(document: Mapping[str, Any]) -> None:
-    """Rules JSON Schema cannot express: unique nodule ids, a valid most-suspicious id."""
+    """Rules JSON Schema cannot express: unique nodule ids, a valid most-suspicious id,
+    a status that agrees with the quality flags."""
     seen: set[int] = set()
     nodules: Sequence[Mapping[str, Any]] = document["nodules"]
     for i, nodule in enumerate(nodules):
@@ -209,6 +243,7 @@ def _check_semantics(document: Mapping[str, Any]) -> None:
                 f"{ref} is not the id of a listed nodule (ids: {sorted(seen)}).",
                 path="$.assessment.most_suspicious_nodule",
             )
+    _check_quality(document)
 
 
 def validate_findings(document: Mapping[str, Any]) -> None:
@@ -258,5 +293,6 @@ __all__ = [
     "image_dict",
     "load_schema",
     "nodule_dict",
+    "quality_dict",
     "validate_findings",
 ]

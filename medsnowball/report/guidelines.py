@@ -34,7 +34,15 @@ UPGRADABLE_TO_4X: frozenset[str] = frozenset({"3", "4A", "4B"})
 
 BASELINE_NOTE = (
     "Lung-RADS baseline assessment (no prior CT compared): rules for new, growing or "
-    "stable nodules, category 0 and the S modifier are not applied."
+    "stable nodules, category 0 for a missing comparison or suspected infection, and the S "
+    "modifier are not applied; category 0 is assigned only when part or all of the lungs "
+    "cannot be evaluated."
+)
+
+#: Fleischner text of an exam without nodules whose lungs were not (fully) evaluated.
+INCOMPLETE_FLEISCHNER_TEXT = (
+    "Not assessed: part or all of the lungs could not be evaluated, so finding no nodule "
+    "is not a negative result."
 )
 
 
@@ -50,6 +58,7 @@ def assess(
     *,
     high_risk: bool = False,
     suspicious_nodule_ids: Collection[int] = (),
+    incomplete_reason: str | None = None,
 ) -> tuple[Assessment, tuple[Nodule, ...]]:
     """Assess one exam: Lung-RADS per nodule and per exam, and the Fleischner advice.
 
@@ -59,6 +68,10 @@ def assess(
         suspicious_nodule_ids: Nodules a reader (or a custom step) flagged as having
             additional suspicious features; those in category 3, 4A or 4B become 4X.
             medsnowball itself never assigns 4X.
+        incomplete_reason: Why part or all of the lungs could not be evaluated (lungs not
+            found, cut by the scan range ...). Set, the exam is Lung-RADS 0 ("incomplete:
+            part or all of lungs cannot be evaluated", v2022); the nodules found keep
+            their own categories and the notes say so.
 
     Returns:
         The :class:`Assessment` and the nodules, in the given order, with ``lung_rads``
@@ -90,17 +103,29 @@ def assess(
         exam_category = categories[top.id]
         if exam_category != "1":
             most_suspicious = top.id
-    else:
+    elif not incomplete_reason:
         notes.append("No nodules above the operating threshold: Lung-RADS 1.")
 
     fleischner: FleischnerRecommendation = fleischner_recommendation(nodules, high_risk=high_risk)
+    fleischner_text = fleischner.text
+    if incomplete_reason:
+        found = f"highest nodule category {exam_category}" if categorized else "no nodules"
+        notes.append(
+            "Lung-RADS 0 (incomplete): part or all of the lungs cannot be evaluated "
+            f"({found} in the part evaluated). {incomplete_reason}"
+        )
+        exam_category = "0"
+        if fleischner.nodule_id is None:
+            fleischner_text = INCOMPLETE_FLEISCHNER_TEXT
+        else:
+            fleischner_text += " Part or all of the lungs could not be evaluated."
     notes.extend(fleischner.notes)
     notes.append(FLEISCHNER_APPLICABILITY)
     assessment = Assessment(
         lung_rads=exam_category,
         lung_rads_version=LUNG_RADS_VERSION,
         lung_rads_management=LUNG_RADS_MANAGEMENT[exam_category],
-        fleischner=fleischner.text,
+        fleischner=fleischner_text,
         fleischner_version=FLEISCHNER_VERSION,
         most_suspicious_nodule=most_suspicious,
         nodule_categories=categories,
@@ -112,6 +137,7 @@ def assess(
 __all__ = [
     "BASELINE_NOTE",
     "FLEISCHNER_VERSION",
+    "INCOMPLETE_FLEISCHNER_TEXT",
     "LUNG_RADS_VERSION",
     "UPGRADABLE_TO_4X",
     "assess",

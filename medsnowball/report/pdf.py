@@ -30,6 +30,7 @@ A4_INCHES = (8.27, 11.69)
 TITLE_TABLE_ROWS = 20
 CONTINUATION_TABLE_ROWS = 45
 WRAP_CHARS = 105
+QUALITY_COLOR = "#a93226"
 
 
 def expected_page_count(n_table_rows: int, n_nodule_pages: int) -> int:
@@ -165,6 +166,8 @@ def _title_page(context: ReportContext) -> Figure:
     cur.gap(2)
     cur.line(context.disclaimer, size=9, bold=True, color="#8a4b00")
     cur.gap(8)
+    if context.quality_flags:
+        _quality_box(fig, cur, context)
     cur.line(f"Case: {context.case_id}", size=10, bold=True)
     if context.patient is not None:
         for label, value in context.patient:
@@ -201,6 +204,33 @@ def _title_page(context: ReportContext) -> Figure:
         cur.line("No nodules above the operating threshold.")
     _footer(fig, context, 1)
     return fig
+
+
+def _quality_box(fig: Figure, cur: _TextCursor, context: ReportContext) -> None:
+    """The quality flags in a red-framed box (drawn only when there are flags)."""
+    from matplotlib.patches import Rectangle
+
+    top = cur.y + 0.006
+    cur.left += 0.015
+    cur.line(context.quality_heading, size=11, bold=True, color=QUALITY_COLOR)
+    for severity, code, message in context.quality_flags:
+        colour = QUALITY_COLOR if severity == "review" else "#444444"
+        cur.line(f"- {message} [{code}]", size=8.5, color=colour)
+    cur.left -= 0.015
+    bottom = cur.y + 0.002
+    fig.add_artist(
+        Rectangle(
+            (cur.left - 0.01, bottom),
+            0.90,
+            top - bottom,
+            transform=fig.transFigure,
+            facecolor="#fdecea",
+            edgecolor=QUALITY_COLOR,
+            linewidth=1.5,
+            zorder=-1,
+        )
+    )
+    cur.gap(8)
 
 
 def _footer(fig: Figure, context: ReportContext, page: int) -> None:

@@ -180,7 +180,7 @@ def test_eval_of_a_real_run_against_phantom_truth(tmp_path: Path) -> None:
     res = runner.invoke(
         app, ["run", str(tmp_path / "data"), "-o", str(run), "-p", "lung_nodule_classical", "-q"]
     )
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 3, res.output  # small phantom at 1.6 mm pixels: needs review
     out = tmp_path / "eval"
     res = runner.invoke(
         app, ["eval", str(run), "-t", str(tmp_path / "data"), "-o", str(out), "--bootstrap", "0"]

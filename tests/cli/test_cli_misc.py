@@ -130,14 +130,14 @@ def test_demo_on_a_data_folder_and_threshold(one_nifti: Path, tmp_path: Path) ->
     result = runner.invoke(
         app, ["demo", "--out", str(out), "--data", str(one_nifti), "--formats", "json"]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # the small phantom needs review
     assert (out / "phantom5" / "findings.json").is_file()
     assert (out / "summary.csv").read_text().splitlines()[1].startswith("phantom5,")
     high = tmp_path / "high"
     result = runner.invoke(
         app, ["run", str(one_nifti), "-o", str(high), "--formats", "json", "--threshold", "1.0"]
     )
-    assert result.exit_code == 0
+    assert result.exit_code == 3
     import json
 
     assert json.loads((high / "phantom5" / "findings.json").read_text())["nodules"] == [] or all(

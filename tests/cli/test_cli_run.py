@@ -30,7 +30,10 @@ SUMMARY_HEADER = [
     "n_nodules",
     "lung_rads",
     "seconds",
+    "warnings",
 ]
+#: The messy folder's phantoms are small (lungs ~100 ml each) at 1.6 mm pixels.
+PHANTOM_FLAGS = "lung_volume_implausible;voxel_size_out_of_range"
 LUNA_HEADER = ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
 OK_SERIES = {"1.2.826.0.1.3680043.8.498.1001.1", "1.2.826.0.1.3680043.8.498.2002.1"}
 BAD_SERIES = "1.2.826.0.1.3680043.8.498.3003.1"
@@ -73,7 +76,8 @@ def test_two_ok_one_failed_exit_1(messy_run: tuple[Path, int, str, dict[str, str
     assert [r["case_id"] for r in rows] == sorted(r["case_id"] for r in rows)
     for uid in OK_SERIES:
         row = by_series[uid]
-        assert row["status"] == "ok"
+        assert row["status"] == "needs_review"
+        assert row["warnings"] == PHANTOM_FLAGS
         assert row["error"] == ""
         assert int(row["n_nodules"]) >= 1
         assert row["lung_rads"] in {"1", "2", "3", "4A", "4B", "4X"}
@@ -82,11 +86,13 @@ def test_two_ok_one_failed_exit_1(messy_run: tuple[Path, int, str, dict[str, str
     assert bad["status"] == "failed"
     assert bad["n_nodules"] == ""
     assert bad["lung_rads"] == ""
+    assert bad["warnings"] == ""
     assert bad["error"].startswith("CorruptFileError in step 'load': ")
     assert "truncated" in bad["error"]
     assert "Traceback" in (out / bad["case_id"] / "error.txt").read_text()
-    assert "1 failed" in output
+    assert "0 ok, 2 need review, 1 failed" in output
     assert bad["case_id"] in output
+    assert "needs review: lung_volume_implausible, voxel_size_out_of_range" in output
 
 
 def test_inputs_are_not_modified(
@@ -239,7 +245,7 @@ def test_resume_after_kill_finishes_and_keeps_finished_cases(
     )
     assert result.exit_code == 1, result.output
     _, rows = _rows(out / "summary.csv")
-    assert sorted(r["status"] for r in rows) == ["failed", "ok", "ok"]
+    assert sorted(r["status"] for r in rows) == ["failed", "needs_review", "needs_review"]
     assert f"{len(done_before)} reused" in result.output
     for case_id in done_before:
         now = {p.name: p.stat().st_mtime_ns for p in (out / case_id).iterdir()}

@@ -47,8 +47,8 @@ def summary_rows(out: Path) -> list[list[str]]:
     """summary.csv without its seconds column."""
     with open(out / "summary.csv", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0][-1] == "seconds"
-    return [r[:-1] for r in rows]
+    col = rows[0].index("seconds")
+    return [r[:col] + r[col + 1 :] for r in rows]
 
 
 def findings(out: Path, case_id: str) -> dict[str, object]:
@@ -67,7 +67,7 @@ def local_out(
     summary = run_batch(
         phantom_inputs, out, pipeline=cad_pipeline, formats=FORMATS, executor=LocalExecutor(1)
     )
-    assert summary.n_ok == len(phantom_inputs)
+    assert summary.n_ok + summary.n_needs_review == len(phantom_inputs)
     return out
 
 
@@ -87,7 +87,7 @@ def test_dask_outputs_equal_a_local_run(
         executor=dask_exe,
         progress=events.append,
     )
-    assert summary.n_ok == 3
+    assert summary.n_ok + summary.n_needs_review == 3
     assert summary.n_failed == 0
     expected = case_files(local_out)
     assert {"p1/findings.json", "p1/candidates.csv", "p1/status.json"} <= set(expected)
@@ -121,19 +121,19 @@ def test_resume_works_across_executors(
     p1, p2, _ = phantom_inputs
     kw = {"pipeline": cad_pipeline, "formats": FORMATS, "resume": True}
     first = run_batch([p1, p2], tmp_path, executor=LocalExecutor(1), **kw)
-    assert first.n_ok == 2
+    assert first.n_ok + first.n_needs_review == 2
     kept = {c: (tmp_path / c / "findings.json").stat().st_mtime_ns for c in ("p1", "p2")}
 
     # Local run first, then Dask: only the new case is computed.
     second = run_batch(phantom_inputs, tmp_path, executor=dask_exe, **kw)
-    assert (second.n_ok, second.n_reused) == (3, 2)
+    assert (second.n_ok + second.n_needs_review, second.n_reused) == (3, 2)
     assert {c: (tmp_path / c / "findings.json").stat().st_mtime_ns for c in kept} == kept
 
     # Dask first, then local: a case left unfinished by the Dask run is redone locally.
     (tmp_path / "p3" / "findings.json").unlink()
     (tmp_path / "p3" / "status.json").unlink()
     third = run_batch(phantom_inputs, tmp_path, executor=LocalExecutor(1), **kw)
-    assert (third.n_ok, third.n_reused) == (3, 2)
+    assert (third.n_ok + third.n_needs_review, third.n_reused) == (3, 2)
     assert [o.case_id for o in third.outcomes if not o.reused] == ["p3"]
     assert len(summary_rows(tmp_path)) == 4
 
@@ -172,10 +172,12 @@ def test_worker_killed_mid_case_is_retried_and_the_batch_completes(
     assert len(pids) == 2, "the case must have been killed once and rerun once"
     assert pids[0] in worker_pids
     assert pids[0] not in set(dask_exe.client.run(os.getpid).values()), "worker not killed"
-    assert [(o.case_id, o.status) for o in summary.outcomes] == [
-        ("p1", "ok"),
-        ("p2", "ok"),
-        ("p3", "ok"),
+    # The small 2 mm test phantoms end needs_review (voxel size, lung volume): what
+    # matters here is that every case finished, none failed.
+    assert [(o.case_id, o.ok) for o in summary.outcomes] == [
+        ("p1", True),
+        ("p2", True),
+        ("p3", True),
     ]
     for case_id in ("p1", "p2", "p3"):
         assert findings(out, case_id) == findings(local_out, case_id)

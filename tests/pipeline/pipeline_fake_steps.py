@@ -17,6 +17,7 @@ from scipy import ndimage
 from medsnowball.core.atomic import atomic_write_text
 from medsnowball.core.errors import CorruptFileError
 from medsnowball.core.findings import Candidate
+from medsnowball.core.quality import QualityFlag
 from medsnowball.pipeline import Step, register_step
 from medsnowball.pipeline.context import CaseContext
 from medsnowball.pipeline.outputs import CANDIDATES_CSV, write_candidates_csv
@@ -72,6 +73,25 @@ class ExplodeStep(Step):
             raise CorruptFileError(f"{ctx.source}: poisoned test volume")
 
 
+@dataclass(frozen=True)
+class ReviewFlagConfig:
+    """Options of the fake quality check: the case ids it flags."""
+
+    cases: tuple[str, ...] = ()
+
+
+@register_step("review_flag")
+class ReviewFlagStep(Step):
+    """Adds a ``lungs_span_too_short`` flag of severity review to the configured cases."""
+
+    config_class = ReviewFlagConfig
+    requires = ("volume",)
+
+    def run(self, ctx: CaseContext) -> None:
+        if ctx.case_id in self.config.cases:
+            ctx.quality.append(QualityFlag("lungs_span_too_short", "fake: lungs too short"))
+
+
 @register_step("fake_report")
 class FakeReportStep(Step):
     """Writes candidates.csv, then a minimal findings.json (last), like the real report."""
@@ -96,6 +116,13 @@ class FakeReportStep(Step):
             "assessment": {"lung_rads": "2" if nodules else "1"},
             "timings_s": {k: 0.0 for k in ctx.timings_s},
         }
+        result = ctx.to_result(keep_arrays=False)
+        if result.quality:  # like the real report: status and quality block
+            findings["status"] = result.status
+            findings["quality"] = {
+                "status": result.status,
+                "flags": [f.to_dict() for f in result.quality],
+            }
         atomic_write_text(out / "findings.json", json.dumps(findings, indent=1))
         ctx.outputs["json"] = out / "findings.json"
 

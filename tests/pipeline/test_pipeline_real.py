@@ -26,7 +26,12 @@ def test_default_pipeline_finds_the_phantom_nodule_and_result_pickles(tmp_path: 
     pipe = Pipeline.from_yaml("lung_nodule_screening")
     result = pipe.run(ph.volume, device="cpu")
 
-    assert result.status == "ok"
+    # a small phantom (lungs ~100 ml each) at 1.6 mm pixels: both flags, hence review
+    assert result.status == "needs_review"
+    assert [f.code for f in result.quality] == [
+        "lung_volume_implausible",
+        "voxel_size_out_of_range",
+    ]
     assert result.pipeline == "lung_nodule_screening"
     assert list(result.timings_s) == pipe.labels[:-1]  # no out_dir: report skipped
     truth = ph.truth.nodules[0].center_lps

@@ -32,10 +32,12 @@ ISSUE_TOP_LEVEL_KEYS = [
     "source",
     "pipeline",
     "medsnowball_version",
+    "status",
     "image",
     "lungs",
     "nodules",
     "assessment",
+    "quality",
     "warnings",
     "timings_s",
 ]
