@@ -41,6 +41,7 @@ from medsnowball.detection.detect import compute_candidate_features
 from medsnowball.detection.features import FEATURE_NAMES
 from medsnowball.detection.scorer import CandidateScorer
 from medsnowball.lung import segment_lungs
+from medsnowball.validation.registry import refuse_heldout
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def collect_case(seed: int, *, quick: bool = False, cache: Path | None = None) -
     """
     from medsnowball.synth import generate_phantom
 
+    refuse_heldout(seeds=(seed,))
     path = None
     if cache is not None:
         path = Path(cache) / f"case-{seed}{'-quick' if quick else ''}.npz"
@@ -249,6 +251,7 @@ def _collect_one(job: tuple[int, bool, Path | None]) -> dict[str, Any]:
 def _collect_all(
     seeds: list[int], quick: bool, cache: Path | None, jobs: int
 ) -> list[dict[str, Any]]:
+    refuse_heldout(seeds=seeds)
     work = [(s, quick, cache) for s in seeds]
     if jobs <= 1:
         return [_collect_one(w) for w in work]

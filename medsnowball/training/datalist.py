@@ -34,6 +34,7 @@ from typing import Any
 
 from medsnowball.core.atomic import atomic_write_text
 from medsnowball.core.errors import ConfigError, CorruptFileError, MissingDependencyError
+from medsnowball.validation.registry import refuse_heldout
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def read_datalist(
             for key in ("image", "seg", "lung"):
                 if key in item and item[key] and not Path(item[key]).is_absolute():
                     item[key] = str(base / item[key])
+            refuse_heldout(paths=[str(item[k]) for k in ("image", "seg", "lung") if item.get(k)])
             checked.append(item)
         out[split] = checked
     return out
@@ -194,6 +196,7 @@ def luna16_to_datalist(
     Raises:
         NoSeriesFoundError-like ConfigError: No image of the CSV was found.
     """
+    refuse_heldout(paths=(annotations_csv, image_dir))
     ann = read_luna16_annotations(annotations_csv)
     images = {p.name[: -len(".mhd")]: p for p in Path(image_dir).rglob("*.mhd")}
     if not images:
@@ -249,6 +252,8 @@ def lidc_to_datalist(
 
     Raises:
         MissingDependencyError: pylidc is not installed or not configured.
+        HeldOutDataError: pylidc imports: the LIDC-IDRI contours are reserved for the
+            independent validation set (:mod:`medsnowball.validation.registry`).
     """
     try:
         import pylidc as pl
@@ -258,6 +263,8 @@ def lidc_to_datalist(
             "LIDC-IDRI conversion needs pylidc (pip install pylidc) configured with the "
             "path of the LIDC-IDRI DICOM folder (~/.pylidcrc)."
         ) from exc
+    # the LIDC-IDRI reader contours are the held-out real-shape validation source
+    refuse_heldout(shape_source="lidc")
     import numpy as np
 
     from medsnowball.core.volume import CTVolume, ImageGeometry
@@ -362,6 +369,7 @@ def synthetic_to_datalist(
     # resolved at run time: the generator's public entry point lives in medsnowball.synth
     generate_phantom = importlib.import_module("medsnowball.synth").generate_phantom
 
+    refuse_heldout(seeds=range(seed, seed + n_cases))
     out = Path(out_dir)
     items: dict[str, dict[str, Any]] = {}
     for i in range(n_cases):

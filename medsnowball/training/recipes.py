@@ -46,6 +46,7 @@ from medsnowball.training.patch_data import (
     classifier_patches,
     segmentation_patches,
 )
+from medsnowball.validation.registry import refuse_heldout
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ def synthetic_cases(
     """
     from medsnowball.synth import generate_phantom
 
+    refuse_heldout(seeds=seeds)
     for s in seeds:
         t0 = time.perf_counter()
         ph = generate_phantom(make_config(s))
@@ -294,6 +296,13 @@ def train_shipped_models(
         Summary (timings, best scores, checkpoint paths), also written to
         ``out_dir/summary.json``.
     """
+    first_enriched = seed + ENRICHED_SEED_OFFSET
+    refuse_heldout(
+        seeds=[
+            *range(seed, seed + n_train + n_val),
+            *range(first_enriched, first_enriched + n_enriched),
+        ]
+    )
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -304,7 +313,6 @@ def train_shipped_models(
     val_seeds = list(range(seed + n_train, seed + n_train + n_val))
     tr = _cached_patch_sets(cache_dir, train_seeds, use_detector, seed, True, models)
     va = _cached_patch_sets(cache_dir, val_seeds, use_detector, seed + 500, False, models)
-    first_enriched = seed + ENRICHED_SEED_OFFSET
     enriched_seeds = (
         list(range(first_enriched, first_enriched + n_enriched)) if "fp" in models else []
     )
