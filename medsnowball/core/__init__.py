@@ -14,6 +14,7 @@ from medsnowball.core.errors import (
     NoSeriesFoundError,
     ObliqueImageError,
     UnsupportedModalityError,
+    WorkerStartError,
 )
 from medsnowball.core.findings import (
     LABEL_BACKGROUND,
@@ -60,5 +61,6 @@ __all__ = [
     "QualityFlag",
     "Side",
     "UnsupportedModalityError",
+    "WorkerStartError",
     "Zone",
 ]

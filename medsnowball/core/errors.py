@@ -57,6 +57,10 @@ class CheckpointError(MedsnowballError, ValueError):
     """A model checkpoint is missing, incompatible or unsafe to load."""
 
 
+class WorkerStartError(MedsnowballError, RuntimeError):
+    """Worker processes exited while starting (e.g. ``run_batch`` in an unguarded script)."""
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
@@ -69,4 +73,5 @@ __all__ = [
     "NoSeriesFoundError",
     "ObliqueImageError",
     "UnsupportedModalityError",
+    "WorkerStartError",
 ]

@@ -110,6 +110,7 @@ class DicomHeader:
         kernel: ConvolutionKernel (first value).
         kvp: KVP.
         contrast: True when ContrastBolusAgent is set.
+        sop_instance_uid: SOPInstanceUID ("" when absent).
     """
 
     path: str
@@ -139,6 +140,7 @@ class DicomHeader:
     kernel: str | None
     kvp: float | None
     contrast: bool | None
+    sop_instance_uid: str = ""
 
     @property
     def is_native(self) -> bool:
@@ -354,6 +356,7 @@ def _parse_header(ds: Dataset, p: Path, size: int, data_offset: int, tail: bytes
         kernel=_str(kernel),
         kvp=_float(ds.get("KVP")),
         contrast=bool(_str(ds.get("ContrastBolusAgent"))) or None,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
     )
     return header
 

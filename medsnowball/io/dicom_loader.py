@@ -9,6 +9,9 @@ Rules (also in docs/io.md):
   ImageOrientationPatient and one PixelSpacing; otherwise InconsistentSeriesError.
 * Duplicate positions (closer than 0.01 mm): identical pixels -> the copy is dropped
   with a warning; different pixels -> InconsistentSeriesError.
+* Duplicate SOPInstanceUIDs: two files (left after dropping identical copies) that share
+  one SOPInstanceUID -> InconsistentSeriesError naming the files (a DICOM SEG/SR would
+  reference one instance for all of them).
 * Uneven spacing: when a step between neighbouring slices deviates from the median step
   by more than :data:`IRREGULAR_TOLERANCE` (10 %), the volume is resampled linearly along
   the normal onto a regular grid spanning the same extent with the step closest to the
@@ -261,6 +264,24 @@ def _patient_info(path: str) -> PatientInfo:
     )
 
 
+def _check_unique_instances(slices: list[_Slice], name: str) -> None:
+    """Refuse distinct files that share one SOPInstanceUID (the message names the files)."""
+    files: dict[str, set[str]] = {}
+    for s in slices:
+        if s.header.sop_instance_uid:
+            files.setdefault(s.header.sop_instance_uid, set()).add(s.header.path)
+    shared = [sorted(paths) for paths in files.values() if len(paths) > 1]
+    if shared:
+        first = shared[0]
+        more = f" ({len(shared) - 1} more group(s) like it)" if len(shared) > 1 else ""
+        raise InconsistentSeriesError(
+            f"{name}: expected one SOPInstanceUID per image, found {len(first)} files with "
+            f"different positions or pixels sharing one: {', '.join(first)}{more}. Outputs "
+            "that reference the images (DICOM SEG/SR) would point at one image for all of "
+            "them. Re-export the series so that every image has its own SOPInstanceUID."
+        )
+
+
 def load_dicom_series(
     series: Sequence[DicomHeader] | Sequence[str | os.PathLike[str]],
     *,
@@ -289,7 +310,8 @@ def load_dicom_series(
 
     Raises:
         InconsistentSeriesError: Too few slices, mixed sizes/orientations/spacings,
-            conflicting duplicates, missing positions, or gaps > 3x the median step.
+            conflicting duplicates, files sharing a SOPInstanceUID, missing positions, or
+            gaps > 3x the median step.
         ImageTooLargeError: The headers claim more than ``max_bytes``.
         MissingCodecError: Compressed pixel data without an installed decoder.
         CorruptFileError: A file is empty, truncated or undecodable (named).
@@ -318,6 +340,7 @@ def load_dicom_series(
     slices = [slices[i] for i in order]
     d = d[order]
     slices, d = _dedupe(slices, d, name, notes)
+    _check_unique_instances(slices, name)
     if len(slices) < MIN_SLICES:
         raise InconsistentSeriesError(
             f"{name} has {len(slices)} distinct slice position(s); needs {MIN_SLICES}."

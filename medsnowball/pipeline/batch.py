@@ -25,7 +25,7 @@ from medsnowball.core.quality import status_for
 from medsnowball.pipeline.context import DeviceName, RunOptions, parse_formats
 from medsnowball.pipeline.device import limit_threads, resolve_device
 from medsnowball.pipeline.engine import DEFAULT_PIPELINE, Pipeline
-from medsnowball.pipeline.executors import Executor, LocalExecutor
+from medsnowball.pipeline.executors import Executor, LocalExecutor, exit_if_spawn_bootstrap
 from medsnowball.pipeline.outputs import (
     LUNA16_CSV,
     SUMMARY_CSV,
@@ -374,6 +374,10 @@ def run_batch(
         )
     if workers < 1:
         raise ConfigError(f"workers: expected >= 1, found {workers}.")
+    if workers > 1 and executor is None:
+        # A spawn worker re-importing an unguarded script stops here, before discovery
+        # or any output; the parent raises WorkerStartError with the fix.
+        exit_if_spawn_bootstrap()
     if device == "cuda":
         resolve_device("cuda")  # fail early, before any case runs
     options = RunOptions(

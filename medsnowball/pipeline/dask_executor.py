@@ -6,11 +6,12 @@ protocol, so :func:`~medsnowball.pipeline.batch.run_batch` runs unchanged on it:
     from medsnowball.pipeline import run_batch
     from medsnowball.pipeline.dask_executor import DaskExecutor
 
-    with DaskExecutor(workers=4) as exe:                      # a LocalCluster of 4 processes
-        run_batch(["/data/archive"], "out/", executor=exe, resume=True)
+    if __name__ == "__main__":  # worker processes re-import a script
+        with DaskExecutor(workers=4) as exe:                  # a LocalCluster of 4 processes
+            run_batch(["/data/archive"], "out/", executor=exe, resume=True)
 
-    with DaskExecutor("tcp://scheduler:8786") as exe:         # an existing cluster
-        run_batch(["/shared/archive"], "/shared/out", executor=exe)
+        with DaskExecutor("tcp://scheduler:8786") as exe:     # an existing cluster
+            run_batch(["/shared/archive"], "/shared/out", executor=exe)
 
 A case is the unit of work. Each Dask task receives one small
 :class:`~medsnowball.pipeline.batch.CaseTask` (paths and options, no pixels), loads its
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from medsnowball.core.errors import ConfigError, MissingDependencyError
+from medsnowball.pipeline.dask_security import check_scheduler_security
 from medsnowball.pipeline.device import THREAD_ENV_VARS, thread_env, threads_per_worker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,8 +121,9 @@ class DaskExecutor:
     """Run batch tasks on a Dask cluster (see the module docstring).
 
     Args:
-        scheduler: Address of a running scheduler (``tcp://host:8786``); ``None`` starts a
-            local cluster of worker processes on this machine.
+        scheduler: Address of a running scheduler (``tcp://host:8786``, or ``tls://`` with
+            ``security``); ``None`` starts a local cluster of worker processes on this
+            machine. Dask sends pickles: the scheduler must be trusted (docs/distributed.md).
         workers: Worker processes of the local cluster (ignored with ``scheduler``).
         threads_per_worker: Cases one local worker process runs at the same time. Keep 1:
             a process that dies then takes only its own case with it.
@@ -143,6 +146,8 @@ class DaskExecutor:
         dashboard: Serve the local scheduler's dashboard on a free port (logged).
         connect_timeout_s: How long to wait for a remote scheduler.
         client: An existing ``distributed.Client`` to use instead (not closed by us).
+        security: A ``distributed.Security`` for a ``tls://`` scheduler (see
+            :func:`medsnowball.pipeline.dask_security.make_security`).
 
     Attributes:
         workers: Cases processed at the same time (threads of the cluster at start).
@@ -170,6 +175,7 @@ class DaskExecutor:
         dashboard: bool = False,
         connect_timeout_s: float = 30.0,
         client: Client | None = None,
+        security: Any = None,
     ) -> None:
         if workers < 1:
             raise ConfigError(f"workers: expected >= 1, found {workers}.")
@@ -181,6 +187,8 @@ class DaskExecutor:
             raise ConfigError(f"threads: expected >= 1, found {threads}.")
         if scheduler is not None and client is not None:
             raise ConfigError("DaskExecutor: pass either a scheduler address or a client.")
+        if client is None:
+            check_scheduler_security(scheduler, security)
         _require_distributed()
         self.scheduler = scheduler
         self.retries = retries
@@ -199,7 +207,7 @@ class DaskExecutor:
                 self._client = client
                 self._adopt_remote(gpu)
             elif scheduler is not None:
-                self._connect(scheduler, connect_timeout_s)
+                self._connect(scheduler, connect_timeout_s, security)
                 self._adopt_remote(gpu)
             else:
                 self._start_local(workers, threads_per_worker, gpu, gpu_devices)
@@ -208,11 +216,13 @@ class DaskExecutor:
             raise
 
     # set-up ---------------------------------------------------------------------------
-    def _connect(self, address: str, timeout_s: float) -> None:
+    def _connect(self, address: str, timeout_s: float, security: Any = None) -> None:
         from distributed import Client
 
         try:
-            self._client = Client(address, timeout=timeout_s, set_as_default=False)
+            self._client = Client(
+                address, timeout=timeout_s, set_as_default=False, security=security
+            )
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(
                 f"could not connect to the Dask scheduler at {address!r} within "
@@ -533,6 +543,7 @@ def make_executor(
     gpu: bool | None = None,
     threads: int | None = None,
     memory_limit: str | float | None = "auto",
+    security: Any = None,
 ) -> Executor:
     """Create the executor the CLI's ``--executor local|dask`` option names.
 
@@ -546,6 +557,7 @@ def make_executor(
         gpu: See :class:`DaskExecutor` (``dask`` only).
         threads: Compute threads per worker process (default: CPUs / workers).
         memory_limit: Memory per local Dask worker (``dask`` only).
+        security: ``distributed.Security`` for a ``tls://`` scheduler (``dask`` only).
 
     Returns:
         An executor for :func:`~medsnowball.pipeline.batch.run_batch`; close it (or use it
@@ -561,6 +573,8 @@ def make_executor(
             raise ConfigError(
                 "--scheduler needs --executor dask (the local executor runs on this machine)."
             )
+        if security is not None:
+            raise ConfigError("--tls-* options need --executor dask and a tls:// --scheduler.")
         if workers < 1:
             raise ConfigError(f"workers: expected >= 1, found {workers}.")
         from medsnowball.pipeline.executors import LocalExecutor
@@ -574,5 +588,6 @@ def make_executor(
             gpu=gpu,
             threads=threads,
             memory_limit=memory_limit,
+            security=security,
         )
     raise ConfigError(f"executor: expected 'local' or 'dask', found {kind!r}.")

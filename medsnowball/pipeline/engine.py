@@ -21,6 +21,7 @@ from medsnowball.pipeline.context import CaseContext, DeviceName, RunOptions, pa
 from medsnowball.pipeline.loader import (
     FORMAT_VERSION,
     check_dependencies,
+    check_files,
     parse_definition,
     read_definition,
     resolve_definition,
@@ -108,6 +109,8 @@ class Pipeline:
         if not 0.0 <= float(threshold) <= 1.0:
             raise ConfigError(f"threshold: expected a number in [0, 1], found {threshold}.")
         check_dependencies(list(steps))
+        # Pipelines built in code (or edited with with_step_config) are checked too.
+        check_files(list(steps))
         self.steps: tuple[Step, ...] = tuple(steps)
         self.name = name
         self.threshold = float(threshold)

@@ -19,6 +19,7 @@ File format (see ``docs/pipeline.md``)::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -33,8 +34,10 @@ from medsnowball.pipeline.registry import Step, get_step_class
 
 __all__ = [
     "DEFINITIONS_DIR",
+    "FILE_FIELDS",
     "FORMAT_VERSION",
     "PipelineSpec",
+    "check_files",
     "parse_definition",
     "read_definition",
     "resolve_definition",
@@ -45,6 +48,9 @@ DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
 FORMAT_VERSION = 1
 TOP_LEVEL_KEYS = ("name", "description", "format_version", "threshold", "steps")
 STEP_KEYS = ("step", "name", "config")
+#: Step config fields that name a file (weights) which must exist when the pipeline loads;
+#: a config dataclass field can also opt in with ``field(metadata={"file": True})``.
+FILE_FIELDS = ("checkpoint",)
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
@@ -163,6 +169,46 @@ def check_dependencies(steps: list[Step], path: str = "steps") -> None:
         available.update(step.provides)
 
 
+def check_files(steps: list[Step], path: str = "steps") -> None:
+    """Check that every file a step's config names (e.g. ``checkpoint``) exists now.
+
+    Relative paths are checked against the working directory, as the steps open them.
+    ``null`` (the shipped weights) is not checked here.
+
+    Raises:
+        ConfigError: Names the key path (``steps[4].config.checkpoint``), the step, the
+            path as written and what to do; raised before any case runs.
+    """
+    for i, step in enumerate(steps):
+        config = step.config
+        if not dataclasses.is_dataclass(config) or isinstance(config, type):
+            continue
+        for field in dataclasses.fields(config):
+            if field.name not in FILE_FIELDS and not field.metadata.get("file"):
+                continue
+            value = getattr(config, field.name)
+            if value is None:
+                continue
+            file = Path(os.fspath(value))
+            if file.is_file() and os.access(file, os.R_OK):
+                continue
+            found = (
+                "a folder"
+                if file.is_dir()
+                else "a file that cannot be read"
+                if file.exists()
+                else "no such file"
+            )
+            where = (
+                "" if file.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+            )
+            raise ConfigError(
+                f"{path}[{i}].config.{field.name} ({step.label}): expected an existing, "
+                f"readable file, found {found}: {os.fspath(value)!r}{where}. Fix the path "
+                "(an absolute path is safest), or set it to null for the shipped weights."
+            )
+
+
 def parse_definition(data: Mapping[str, Any], origin: str = "<pipeline>") -> PipelineSpec:
     """Validate a parsed pipeline mapping and build its steps.
 
@@ -228,4 +274,5 @@ def _parse(data: Mapping[str, Any]) -> PipelineSpec:
         config = build_config(cls.config_class, raw.get("config"), f"{path}.config")
         steps.append(cls(config, label=label))
     check_dependencies(steps)
+    check_files(steps)
     return PipelineSpec(name.strip(), description, threshold, steps)

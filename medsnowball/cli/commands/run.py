@@ -37,11 +37,15 @@ def execute_batch(
     quiet: bool,
     executor: str = "local",
     scheduler: str | None = None,
+    tls_ca_file: Path | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
 ) -> int:
     """Run a batch the CLI way: logging, progress bar, summary; returns the exit code.
 
     Returns:
-        0 when every case is ok, 1 when some failed, 2 for usage errors (bad pipeline,
+        0 when every case is ok, 1 when some failed, 3 when none failed but some need
+        review (a quality flag of severity "review"), 2 for usage errors (bad pipeline,
         options or no case found), 130 when interrupted.
     """
     from medsnowball.core.errors import ConfigError, MedsnowballError, NoSeriesFoundError
@@ -61,6 +65,7 @@ def execute_batch(
     from medsnowball.cli.progress import CaseProgress
     from medsnowball.pipeline import Pipeline, parse_formats, run_batch
     from medsnowball.pipeline.dask_executor import make_executor
+    from medsnowball.pipeline.dask_security import make_security
 
     try:
         pipe = Pipeline.from_yaml(pipeline)
@@ -73,6 +78,7 @@ def execute_batch(
             workers=workers,
             scheduler=scheduler,
             gpu=False if device == "cpu" else None,
+            security=make_security(tls_ca_file, tls_cert, tls_key),
         )
     except MedsnowballError as exc:  # ConfigError, MissingDependencyError
         fail(str(exc))
@@ -111,9 +117,10 @@ def execute_batch(
         )
     if not quiet:
         reused = f", {summary.n_reused} reused (--resume)" if summary.n_reused else ""
-        colour = "green" if summary.n_failed == 0 else "red"
+        colour = "red" if summary.n_failed else "yellow" if summary.n_needs_review else "green"
         err_console.print(
-            f"[{colour}]{summary.n_ok} ok, {summary.n_failed} failed{reused}[/] in "
+            f"[{colour}]{summary.n_ok} ok, {summary.n_needs_review} need review, "
+            f"{summary.n_failed} failed{reused}[/] in "
             f"{summary.seconds:.1f} s -> {escape(str(summary.summary_csv))}",
             highlight=False,
             soft_wrap=True,
@@ -122,6 +129,12 @@ def execute_batch(
             if not o.ok:
                 err_console.print(
                     f"  [red]{o.case_id}[/]: {escape(o.error)}", highlight=False, soft_wrap=True
+                )
+            elif o.needs_review:
+                err_console.print(
+                    f"  [yellow]{o.case_id}[/]: needs review: {escape(', '.join(o.flags))}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
     return summary.exit_code
 
@@ -198,8 +211,33 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--scheduler",
-                help="Address of a running Dask scheduler, e.g. tcp://host:8786 "
-                "(with --executor dask).",
+                help="Address of a running Dask scheduler, e.g. tls://host:8786 with the "
+                "--tls-* options, or tcp://host:8786 on a trusted network only (Dask sends "
+                "pickles: the scheduler can run code here). With --executor dask.",
+                show_default=False,
+            ),
+        ] = None,
+        tls_ca_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--tls-ca-file",
+                help="CA certificate (PEM) that signed the tls:// scheduler's certificate.",
+                show_default=False,
+            ),
+        ] = None,
+        tls_cert: Annotated[
+            Path | None,
+            typer.Option(
+                "--tls-cert",
+                help="This client's certificate (PEM) for the tls:// scheduler.",
+                show_default=False,
+            ),
+        ] = None,
+        tls_key: Annotated[
+            Path | None,
+            typer.Option(
+                "--tls-key",
+                help="Private key (PEM) of --tls-cert, when not in the same file.",
                 show_default=False,
             ),
         ] = None,
@@ -213,7 +251,8 @@ def register(app: typer.Typer) -> None:
         """Analyse every CT case under INPUT...: nodules, Lung-RADS, reports.
 
         Writes OUT/summary.csv, OUT/luna16_candidates.csv and OUT/<case_id>/ per case.
-        Exit code 0: all cases ok; 1: some failed (see summary.csv); 2: usage error.
+        Exit code 0: all cases ok; 1: some failed (see summary.csv); 3: none failed but
+        some need review (summary.csv status needs_review, column warnings); 2: usage error.
         """
         code = execute_batch(
             inputs,
@@ -229,5 +268,8 @@ def register(app: typer.Typer) -> None:
             quiet=quiet,
             executor=executor,
             scheduler=scheduler,
+            tls_ca_file=tls_ca_file,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )
         raise typer.Exit(code)
