@@ -6,15 +6,19 @@ the input grid with trilinear interpolation. Steps (the rule of each is document
 docs/cad.md and in the module that implements it):
 
 1. body mask (:mod:`medsnowball.lung.body`);
-2. low-density voxels (< -400 HU after block averaging) inside the body;
+2. low-density voxels (< -300 HU after block averaging) inside the body, deeper than
+   ``SKIN_MARGIN_MM`` below its outline (not the skin folds or the mattress under the back);
 3. trachea and main bronchi removed (:mod:`medsnowball.lung.airway`);
 4. lung-like components kept: median HU above -945 (pure-air bowel or stomach gas and an
    isolated trachea read about -1000) and at least 10 % of the largest such component;
-5. right/left assignment with separation of touching lungs (:mod:`medsnowball.lung.split`);
+5. right/left assignment at the mediastinal midline, with separation of touching lungs and
+   a check (and repair) of the split (:mod:`medsnowball.lung.split`);
 6. per lung: holes filled slice by slice, then a closing with a ``CLOSING_MM`` ball (inside
    the body, never into bone) so that vessels at the hilum and juxtapleural nodules, which
    a threshold cuts out with the chest wall, lie inside the mask; compact additions of a
-   wider closing (``WIDE_CLOSING_MM``: large juxtapleural nodules); holes filled again.
+   wider closing (``WIDE_CLOSING_MM``: large juxtapleural nodules); holes filled again;
+7. quality flags for lungs cut by the field of view or the scan range
+   (:mod:`medsnowball.lung.coverage`) and for a repaired or implausible split.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from scipy import ndimage
 
 from medsnowball.core.errors import ConfigError
 from medsnowball.core.findings import LABEL_LEFT_LUNG, LABEL_RIGHT_LUNG, LungSegmentation
+from medsnowball.core.quality import QualityFlag
 from medsnowball.core.volume import CTVolume, ImageGeometry
 from medsnowball.lung.airway import large_airways
+from medsnowball.lung.body import GAS_MEDIAN_HU as BODY_GAS_MEDIAN_HU
 from medsnowball.lung.body import body_mask
+from medsnowball.lung.coverage import coverage_flags
 from medsnowball.lung.grid import WorkingGrid
 from medsnowball.lung.morphology import closing_edt, fill_holes_per_slice
-from medsnowball.lung.split import assign_sides
+from medsnowball.lung.split import SideSplit, split_sides
 from medsnowball.lung.zones import lung_zone_bounds
 
 log = logging.getLogger(__name__)
@@ -40,9 +47,12 @@ log = logging.getLogger(__name__)
 #: Working-grid voxel size (z, y, x) in mm.
 WORK_SPACING_ZYX = (2.0, 1.5, 1.5)
 #: Lung parenchyma threshold (HU, block-averaged).
-LUNG_HU = -400.0
+LUNG_HU = -300.0
+#: Depth (mm) of the body's outer rim in which no lung is sought (in-plane erosion by
+#: ``round(SKIN_MARGIN_MM / pixel)`` steps of the 4-neighbour cross).
+SKIN_MARGIN_MM = 4.5
 #: Components whose median HU is below this are gas, not lung.
-GAS_MEDIAN_HU = -945.0
+GAS_MEDIAN_HU = BODY_GAS_MEDIAN_HU
 #: A lung component must hold this fraction of the largest lung-like component.
 MIN_COMPONENT_FRACTION = 0.10
 #: Radius (mm) of the closing that brings juxtapleural nodules and hilar vessels inside.
@@ -119,7 +129,7 @@ def _close_side(
 
 def classical_labels(
     hu: NDArray[np.floating], geometry: ImageGeometry, *, fill_holes: bool = True
-) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+) -> tuple[NDArray[np.uint8], NDArray[np.bool_], SideSplit]:
     """Lung labels and body mask computed on the grid of ``hu`` (normally a working grid).
 
     Args:
@@ -128,17 +138,25 @@ def classical_labels(
         fill_holes: Fill vessels/nodules and close the pleural surface (step 6).
 
     Returns:
-        ``(labels, body)``: uint8 labels (0, 1 right, 2 left) and the boolean body mask.
+        ``(labels, body, split)``: uint8 labels (0, 1 right, 2 left), the boolean body mask
+        and the right/left split (midline, flags of its check).
     """
     spacing = geometry.spacing_zyx
     body = body_mask(hu, spacing)
-    low = (hu < LUNG_HU) & body
+    # Lungs lie inside the chest wall: the body's outer rim (skin folds, the mattress under
+    # the back) is never lung. Beyond the image border the body is taken to go on.
+    cross = np.zeros((3, 3, 3), bool)
+    cross[1] = ndimage.generate_binary_structure(2, 1)
+    steps = max(1, round(SKIN_MARGIN_MM / min(spacing[1], spacing[2])))
+    inner = ndimage.binary_erosion(body, structure=cross, iterations=steps, border_value=1)
+    low = (hu < LUNG_HU) & inner
     airway = large_airways(hu, low, body, geometry)
     low &= ~airway
     lungs = _lung_components(low, hu)
-    labels = assign_sides(lungs, body, geometry)
+    split = split_sides(lungs, body, geometry)
+    labels = split.labels
     if not fill_holes:
-        return labels, body
+        return labels, body, split
     right = labels == LABEL_RIGHT_LUNG
     left = labels == LABEL_LEFT_LUNG
     bone = ndimage.binary_dilation(fill_holes_per_slice(hu > BONE_HU))
@@ -149,34 +167,48 @@ def classical_labels(
     out = np.zeros(hu.shape, np.uint8)
     out[right_c & ~both] = LABEL_RIGHT_LUNG
     out[left_c & ~both] = LABEL_LEFT_LUNG
-    return out, body
+    return out, body, split
 
 
 def _segment_classical(volume: CTVolume, fill_holes: bool) -> LungSegmentation:
     grid = WorkingGrid.create(volume.geometry, WORK_SPACING_ZYX)
     # Clipped before averaging: padding (-2048) must not drag scan-circle edges below air.
     hu = grid.downsample(volume.array, clip=HU_CLIP)
-    labels_w, body_w = classical_labels(hu, grid.geometry, fill_holes=fill_holes)
+    labels_w, body_w, split = classical_labels(hu, grid.geometry, fill_holes=fill_holes)
     labels = grid.upsample_labels(labels_w)
     body = grid.upsample_nearest(body_w)
     labels[~body] = 0
-    return make_segmentation(labels, volume.geometry, body)
+    return make_segmentation(
+        labels, volume.geometry, body, midline_x_lps=split.midline_x, quality=split.flags
+    )
 
 
 def make_segmentation(
-    labels: NDArray[np.uint8], geometry: ImageGeometry, body: NDArray[np.bool_] | None = None
+    labels: NDArray[np.uint8],
+    geometry: ImageGeometry,
+    body: NDArray[np.bool_] | None = None,
+    *,
+    midline_x_lps: float | None = None,
+    quality: tuple[QualityFlag, ...] = (),
+    check_coverage: bool = True,
 ) -> LungSegmentation:
-    """Wrap labels into a :class:`LungSegmentation` with volumes and zone bounds.
+    """Wrap labels into a :class:`LungSegmentation` with volumes, zone bounds and flags.
 
     Args:
         labels: uint8 labels ``(z, y, x)`` on ``geometry``.
         geometry: Grid of the labels.
         body: Optional body mask.
+        midline_x_lps: World x (LPS mm) of the mediastinal midline, if known.
+        quality: Flags already raised (right/left split).
+        check_coverage: Add the field-of-view and scan-range flags
+            (:mod:`medsnowball.lung.coverage`).
 
     Returns:
         The segmentation.
     """
     ml = geometry.voxel_volume_mm3 / 1000.0
+    if check_coverage:
+        quality = tuple(quality) + coverage_flags(labels, geometry)
     return LungSegmentation(
         labels=labels,
         geometry=geometry,
@@ -184,6 +216,8 @@ def make_segmentation(
         left_ml=float(np.count_nonzero(labels == LABEL_LEFT_LUNG) * ml),
         body=body,
         zone_bounds_z=lung_zone_bounds(labels, geometry),
+        midline_x_lps=midline_x_lps,
+        quality=tuple(quality),
     )
 
 

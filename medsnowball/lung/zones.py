@@ -1,5 +1,13 @@
 """Cranio-caudal zones and point location (side, zone) in a lung segmentation.
 
+Side rule: a point inside a lung takes that lung's label. A point outside both lungs (a
+juxtapleural nodule the mask missed) takes the side of its world x relative to the
+mediastinal midline ``LungSegmentation.midline_x_lps`` (patient's right = smaller LPS x),
+or, without a midline, the label of the nearest lung voxel. A label that contradicts the
+world side of a point lying more than ``SIDE_CONTRADICTION_MM`` from the midline is
+overruled by the world side (a left/right split error must not move a nodule to the other
+lung).
+
 Zone rule: the lungs' cranio-caudal extent is the world z range (LPS mm) spanned by the
 centres of the axial slices that hold any lung voxel, both lungs together. It is cut into
 thirds: **upper** at or above the upper/middle boundary, **lower** below the middle/lower
@@ -23,6 +31,8 @@ from medsnowball.core.volume import ImageGeometry
 
 #: How far (mm) :func:`locate` looks for the nearest lung voxel when a point lies outside.
 LOCATE_SEARCH_MM = 15.0
+#: Distance (mm) from the midline beyond which the world side overrules a lung label.
+SIDE_CONTRADICTION_MM = 20.0
 
 
 def lung_zone_bounds(
@@ -80,12 +90,42 @@ def side_of_label(label: int) -> Side | None:
     return None
 
 
+def world_side(x_lps: float, midline_x_lps: float) -> Side:
+    """Side of a world x relative to the midline (patient's right = smaller LPS x).
+
+    Args:
+        x_lps: World x in LPS mm.
+        midline_x_lps: World x of the mediastinal midline.
+
+    Returns:
+        The side.
+    """
+    return Side.RIGHT if x_lps < midline_x_lps else Side.LEFT
+
+
+def _resolve_side(
+    label_side: Side | None, inside: bool, x_lps: float, midline_x_lps: float | None
+) -> Side | None:
+    """Side rule of the module (label, world side, contradiction margin)."""
+    if midline_x_lps is None or label_side is None:
+        return label_side
+    by_world = world_side(x_lps, midline_x_lps)
+    if not inside:
+        return by_world
+    if label_side is not by_world and abs(x_lps - midline_x_lps) > SIDE_CONTRADICTION_MM:
+        return by_world
+    return label_side
+
+
 def locate(lungs: LungSegmentation, center_lps: ArrayLike) -> tuple[Side | None, Zone | None]:
     """Side and zone of a world position.
 
-    The side is the label of the voxel holding the point or, when that voxel is outside both
-    lungs, of the nearest lung voxel within ``LOCATE_SEARCH_MM``. The zone follows the
-    rule of this module (``lungs.zone_bounds_z``, or computed from the labels).
+    The side follows the module's side rule: the label of the voxel holding the point; for
+    a point outside both lungs with a lung voxel within ``LOCATE_SEARCH_MM``, the world
+    side relative to ``lungs.midline_x_lps`` (the nearest lung voxel's label when the
+    midline is unknown); a contradicting label far from the midline yields to the world
+    side. The zone follows the rule of this module (``lungs.zone_bounds_z``, or computed
+    from the labels).
 
     Args:
         lungs: A lung segmentation.
@@ -117,10 +157,27 @@ def locate(lungs: LungSegmentation, center_lps: ArrayLike) -> tuple[Side | None,
     best = int(np.argmin(d2))
     if d2[best] > LOCATE_SEARCH_MM**2:
         return None, None
-    side = side_of_label(int(window[zz[best], yy[best], xx[best]]))
+    own = 0
+    if np.all(centre >= 0) and np.all(centre < shape):
+        own = int(lungs.labels[centre[0], centre[1], centre[2]])
+    label = own if own > 0 else int(window[zz[best], yy[best], xx[best]])
+    side = _resolve_side(
+        side_of_label(label),
+        own > 0,
+        float(p[0]),
+        lungs.midline_x_lps,
+    )
     bounds = lungs.zone_bounds_z or lung_zone_bounds(lungs.labels, geometry)
     zone = zone_of_z(float(p[2]), bounds) if bounds is not None else None
     return side, zone
 
 
-__all__ = ["LOCATE_SEARCH_MM", "locate", "lung_zone_bounds", "side_of_label", "zone_of_z"]
+__all__ = [
+    "LOCATE_SEARCH_MM",
+    "SIDE_CONTRADICTION_MM",
+    "locate",
+    "lung_zone_bounds",
+    "side_of_label",
+    "world_side",
+    "zone_of_z",
+]

@@ -38,7 +38,9 @@ def side_and_zone(
         center_lps: World position (x, y, z) LPS mm.
 
     Returns:
-        ``(side, zone)`` as :func:`medsnowball.lung.locate` gives them.
+        ``(side, zone)`` as :func:`medsnowball.lung.locate` gives them: the side of the
+        lung holding the position, or, outside both lungs (or against a lung label far
+        across the midline), the side of its world x relative to ``lungs.midline_x_lps``.
     """
     if lungs is None:
         return None, None
