@@ -29,6 +29,7 @@ from medsnowball.io.selection import (
     SeriesVerdict,
     dicom_case_id,
     evaluate_series,
+    image_case_id,
     rank_key,
     sanitize_stem,
     stem_of,
@@ -184,7 +185,7 @@ def _select_dicom(disc: Discovery, out: CaseList) -> None:
 _LABEL_PIXEL_TYPES = frozenset({"8-bit unsigned integer", "16-bit unsigned integer"})
 
 
-def _select_images(disc: Discovery, out: CaseList, used: set[str]) -> None:
+def _select_images(disc: Discovery, out: CaseList, used: set[str], keep_names: bool) -> None:
     for path in disc.images:
         kind = image_kind(path) or "nifti"
         stem = stem_of(path)
@@ -229,7 +230,7 @@ def _select_images(disc: Discovery, out: CaseList, used: set[str]) -> None:
                 )
             )
             continue
-        base = sanitize_stem(stem)
+        base = sanitize_stem(stem) if keep_names else image_case_id(path)
         case_id, n = base, 2
         while case_id in used:
             case_id, n = f"{base}_{n}", n + 1
@@ -267,12 +268,22 @@ def _select_images(disc: Discovery, out: CaseList, used: set[str]) -> None:
         )
 
 
-def find_cases(paths: PathsLike, *, discovery: Discovery | None = None) -> CaseList:
+def find_cases(
+    paths: PathsLike, *, discovery: Discovery | None = None, keep_names: bool = False
+) -> CaseList:
     """Find the cases to analyse under ``paths``.
+
+    Case ids are pseudonymous: ``ct_<hash of the SeriesInstanceUID>`` for DICOM,
+    ``img_<hash of the resolved path>`` for image files (see
+    :func:`~medsnowball.io.selection.image_case_id`), so no patient name in a file name
+    reaches the output folder names.
 
     Args:
         paths: Files and/or folders (searched recursively).
         discovery: A previous :func:`discover` result to reuse instead of walking again.
+        keep_names: Case ids of image files from their sanitised file stems instead
+            (``DOE^JOHN.nii.gz`` -> ``DOE_JOHN``): only for files named without patient
+            data, e.g. LUNA16's ``<seriesuid>.mhd``. DICOM case ids are always hashed.
 
     Returns:
         A :class:`CaseList`: one case per DICOM study (the series the selection rules
@@ -285,7 +296,7 @@ def find_cases(paths: PathsLike, *, discovery: Discovery | None = None) -> CaseL
     disc = discovery if discovery is not None else discover(paths)
     out = CaseList(skipped_files=list(disc.skipped))
     _select_dicom(disc, out)
-    _select_images(disc, out, {c.case_id for c in out.cases})
+    _select_images(disc, out, {c.case_id for c in out.cases}, keep_names)
     out.cases.sort(key=lambda c: (c.source, c.case_id))
     out.rows.sort(key=lambda r: (r.source, r.study, not r.selected, r.series_uid))
     return out

@@ -119,11 +119,17 @@ def _read_native(header: DicomHeader) -> NDArray[Any]:
             fh.seek(offset + 8)
         else:
             length = -1
-        if length == 0xFFFFFFFF or length < expected:
+        # An odd byte count is padded to even length (PS3.5 7.1.1): one extra byte is fine.
+        # More bytes than the header's frames, size and BitsAllocated need means those
+        # header values do not describe the data (e.g. BitsAllocated 8 on 16-bit pixels):
+        # reading it anyway would make up an image.
+        if length == 0xFFFFFFFF or length < expected or length > expected + (expected % 2):
             raise CorruptFileError(
                 f"{header.path}: Pixel Data element holds {length} bytes, expected {expected} "
                 f"for {header.number_of_frames} frame(s) of {header.rows}x{header.columns} "
-                f"at {header.bits_allocated} bits. The file is damaged; re-export it."
+                f"at {header.bits_allocated} bits. The header does not match the pixel data "
+                "(damaged file or wrong BitsAllocated/Rows/Columns/NumberOfFrames); "
+                "re-export it."
             )
         buf = np.empty(n_values, dtype=dtype)
         got = fh.readinto(buf.data.cast("B"))

@@ -85,8 +85,10 @@ class CaseInput:
 
     Attributes:
         case_id: File-system-safe id, unique within a batch, free of patient identifiers:
-            ``"ct_" + sha256(SeriesInstanceUID)[:12]`` for DICOM, the sanitised file stem
-            (de-duplicated with ``_2``, ``_3``...) for image files.
+            ``"ct_" + sha256(SeriesInstanceUID)[:12]`` for DICOM,
+            ``"img_" + sha256(resolved absolute path)[:12]`` for image files (file names
+            may hold patient names); with ``find_cases(keep_names=True)`` the sanitised
+            file stem instead. Either is de-duplicated with ``_2``, ``_3``...
         source: Folder of the series or path of the image file.
         kind: ``"dicom"``, ``"nifti"``, ``"metaimage"`` or ``"nrrd"``.
         files: Instance files (any order) or the single image file.
@@ -141,9 +143,24 @@ def stem_of(path: str | os.PathLike[str]) -> str:
 
 
 def sanitize_stem(stem: str) -> str:
-    """Keep ``[A-Za-z0-9._-]``, replace other runs with ``_``; never empty."""
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
+    """Keep ``[A-Za-z0-9._-]``, replace other runs with ``_``; never empty.
+
+    Leading ``-`` is dropped too (a folder ``-x`` reads as an option in a shell and a
+    cell ``-x`` as a formula in a spreadsheet).
+    """
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._").lstrip("-._")
     return clean or "image"
+
+
+def image_case_id(path: str | os.PathLike[str]) -> str:
+    """``"img_"`` + first 12 hex digits of sha256 of the file's resolved absolute path.
+
+    Pseudonymous like :func:`dicom_case_id` (a file name such as ``DOE^JOHN_MRN1.nii.gz``
+    does not show) and stable across runs on the same file, so ``--resume`` finds the
+    case again; moving or renaming the file gives a new id.
+    """
+    resolved = str(Path(path).resolve())
+    return "img_" + hashlib.sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def dicom_case_id(series_uid: str) -> str:

@@ -26,20 +26,26 @@ from medsnowball.pipeline.context import DeviceName, RunOptions, parse_formats
 from medsnowball.pipeline.device import limit_threads, resolve_device
 from medsnowball.pipeline.engine import DEFAULT_PIPELINE, Pipeline
 from medsnowball.pipeline.executors import Executor, LocalExecutor, exit_if_spawn_bootstrap
+from medsnowball.pipeline.outdir import OutputLock, check_output_folder
 from medsnowball.pipeline.outputs import (
     LUNA16_CSV,
     SUMMARY_CSV,
+    BatchFiles,
     CaseOutcome,
     clear_case_markers,
     flag_codes,
-    read_candidate_rows,
     read_outcome,
     write_error,
-    write_luna16_csv,
     write_status,
-    write_summary_csv,
 )
 from medsnowball.pipeline.quality import EXIT_NEEDS_REVIEW, case_flags
+from medsnowball.pipeline.skipped import (
+    EXIT_NOT_ANALYSED,
+    SKIPPED_CSV,
+    SkippedInput,
+    skipped_inputs,
+    write_skipped_csv,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from medsnowball.io import CaseInput
@@ -48,9 +54,6 @@ __all__ = ["BatchSummary", "CaseTask", "ProgressEvent", "run_batch", "run_case_t
 
 log = logging.getLogger(__name__)
 
-#: Rewrite luna16_candidates.csv during a batch at most this often (seconds); it is
-#: always written at the end.
-LUNA16_REWRITE_INTERVAL_S = 60.0
 MAX_ERROR_CHARS = 500
 
 
@@ -115,13 +118,14 @@ class BatchSummary:
         out_dir: Output folder.
         outcomes: One row per case, sorted by case id.
         seconds: Wall time of the batch.
-        skipped_inputs: Series/files discovery did not turn into cases, with reasons.
+        skipped_inputs: Series/files discovery did not turn into cases, with reasons
+            (the rows of ``OUT/skipped.csv``).
     """
 
     out_dir: Path
     outcomes: list[CaseOutcome]
     seconds: float
-    skipped_inputs: list[tuple[str, str]] = field(default_factory=list)
+    skipped_inputs: list[SkippedInput] = field(default_factory=list)
 
     @property
     def n_ok(self) -> int:
@@ -154,11 +158,24 @@ class BatchSummary:
         return self.out_dir / LUNA16_CSV
 
     @property
+    def n_not_analysed(self) -> int:
+        """Skipped inputs that count as "not analysed" (corrupt, unreadable, incomplete)."""
+        return sum(s.not_analysed for s in self.skipped_inputs)
+
+    @property
+    def skipped_csv(self) -> Path:
+        """Path of skipped.csv."""
+        return self.out_dir / SKIPPED_CSV
+
+    @property
     def exit_code(self) -> int:
-        """The CLI's exit status: 1 when a case failed, else 3 (:data:`EXIT_NEEDS_REVIEW`)
-        when a case needs review, else 0."""
+        """The CLI's exit status: 1 when a case failed, else 4 (:data:`EXIT_NOT_ANALYSED`)
+        when some input was not analysed, else 3 (:data:`EXIT_NEEDS_REVIEW`) when a case
+        needs review, else 0."""
         if self.n_failed:
             return 1
+        if self.n_not_analysed:
+            return EXIT_NOT_ANALYSED
         return EXIT_NEEDS_REVIEW if self.n_needs_review else 0
 
 
@@ -223,41 +240,28 @@ def run_case_task(task: CaseTask) -> CaseOutcome:
     return outcome
 
 
-def _discover(inputs: Any) -> tuple[list[CaseInput], list[tuple[str, str]]]:
-    """Turn paths, a CaseList or CaseInputs into (cases, skipped)."""
+def _discover(inputs: Any, keep_names: bool) -> tuple[list[CaseInput], list[Any]]:
+    """Turn paths, a CaseList or CaseInputs into (cases, the CaseLists found)."""
     if hasattr(inputs, "cases"):  # a CaseList
-        return list(inputs.cases), _skipped_of(inputs)
+        return list(inputs.cases), [inputs]
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     items = list(inputs)
     paths = [x for x in items if isinstance(x, (str, os.PathLike))]
     cases = [x for x in items if not isinstance(x, (str, os.PathLike))]
-    skipped: list[tuple[str, str]] = []
+    lists: list[Any] = []
     if paths:
         from medsnowball.io import find_cases
 
-        found = find_cases(paths)
+        found = find_cases(paths, keep_names=keep_names)
         cases.extend(found.cases)
-        skipped.extend(_skipped_of(found))
+        lists.append(found)
     for c in cases:
         if not hasattr(c, "case_id") or not hasattr(c, "source"):
             raise ConfigError(
                 f"run_batch inputs: expected paths or CaseInput objects, found {type(c).__name__}."
             )
-    return cases, skipped
-
-
-def _skipped_of(case_list: Any) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for attr in ("skipped", "skipped_series", "skipped_files"):
-        for item in getattr(case_list, attr, None) or []:
-            if isinstance(item, tuple) and len(item) == 2:
-                out.append((str(item[0]), str(item[1])))
-            else:
-                path = getattr(item, "path", None) or getattr(item, "source", None) or item
-                reason = getattr(item, "reason", "")
-                out.append((str(path), str(reason)))
-    return out
+    return cases, lists
 
 
 def _outside(cases: list[CaseInput], out: Path) -> tuple[list[CaseInput], int]:
@@ -275,51 +279,6 @@ def _resolve_pipeline(pipeline: Pipeline | str | os.PathLike[str] | None) -> Pip
     return Pipeline.from_yaml(pipeline)
 
 
-class _BatchFiles:
-    """Keeps summary.csv / luna16_candidates.csv up to date while a batch runs."""
-
-    def __init__(self, out_dir: Path, cases: Sequence[CaseInput]) -> None:
-        self.out_dir = out_dir
-        self.cases = {c.case_id: c for c in cases}
-        self.outcomes: dict[str, CaseOutcome] = {}
-        self.candidates: dict[str, list[list[str]]] = {}
-        self._luna_written = 0.0
-
-    def record(self, outcome: CaseOutcome) -> None:
-        self.outcomes[outcome.case_id] = outcome
-        if outcome.ok:
-            self.candidates[outcome.case_id] = read_candidate_rows(
-                self.out_dir / outcome.case_id / "candidates.csv"
-            )
-        else:
-            self.candidates.pop(outcome.case_id, None)
-        write_summary_csv(self.out_dir / SUMMARY_CSV, self.outcomes.values())
-        now = time.monotonic()
-        if now - self._luna_written >= LUNA16_REWRITE_INTERVAL_S:
-            write_luna16_csv(self.out_dir / LUNA16_CSV, self.candidates)
-            self._luna_written = now
-
-    def finalize(self) -> list[CaseOutcome]:
-        """Assemble both CSVs from the per-case files only (identical for any executor)."""
-        final: list[CaseOutcome] = []
-        rows: dict[str, list[list[str]]] = {}
-        for case_id, case in sorted(self.cases.items()):
-            on_disk = read_outcome(
-                self.out_dir / case_id, case_id, str(case.source), str(case.series_uid or "")
-            )
-            if on_disk is None:
-                continue  # not run (interrupted batch)
-            reused = self.outcomes.get(case_id)
-            if reused is not None and reused.reused:
-                on_disk = replace(on_disk, reused=True)
-            final.append(on_disk)
-            if on_disk.ok:
-                rows[case_id] = read_candidate_rows(self.out_dir / case_id / "candidates.csv")
-        write_summary_csv(self.out_dir / SUMMARY_CSV, final)
-        write_luna16_csv(self.out_dir / LUNA16_CSV, rows)
-        return final
-
-
 def run_batch(
     inputs: Any,
     out_dir: str | os.PathLike[str],
@@ -333,6 +292,7 @@ def run_batch(
     threshold: float | None = None,
     progress: Callable[[ProgressEvent], None] | None = None,
     executor: Executor | None = None,
+    keep_names: bool = False,
 ) -> BatchSummary:
     """Run a pipeline on every case found in ``inputs``; write per-case and batch outputs.
 
@@ -355,9 +315,13 @@ def run_batch(
         progress: Called with a :class:`ProgressEvent` at the start and after each case.
         executor: Where to run (default ``LocalExecutor(workers)``; closed afterwards only
             when created here).
+        keep_names: Case ids of image files from their sanitised file names instead of
+            the pseudonymous ``img_<hash>`` (file names may hold patient data; see
+            :func:`medsnowball.io.find_cases`). Only for paths in ``inputs``.
 
     Returns:
-        The batch summary (also written to ``OUT/summary.csv``).
+        The batch summary (also written to ``OUT/summary.csv``; the inputs discovery
+        skipped to ``OUT/skipped.csv``, see :mod:`medsnowball.pipeline.skipped`).
 
     Raises:
         ConfigError: Invalid pipeline/options, duplicate case ids, ``cuda`` unavailable.
@@ -388,7 +352,8 @@ def run_batch(
         device=device,
     )
     out = Path(out_dir)
-    cases, skipped = _discover(inputs)
+    cases, lists = _discover(inputs, keep_names)
+    skipped = [item for found in lists for item in skipped_inputs(found, out)]
     cases, ignored = _outside(cases, out)
     if ignored:
         log.info("ignored %d case(s) inside the output folder %s", ignored, out)
@@ -396,7 +361,8 @@ def run_batch(
         raise NoSeriesFoundError(
             "no CT case found in the inputs"
             + (
-                f" ({len(skipped)} files/series skipped, e.g. {skipped[0][0]}: {skipped[0][1]})"
+                f" ({len(skipped)} files/series skipped, e.g. {skipped[0].path}: "
+                f"{skipped[0].reason})"
                 if skipped
                 else ""
             )
@@ -406,69 +372,75 @@ def run_batch(
     if dupes:
         raise ConfigError(f"case ids must be unique; repeated: {', '.join(dupes)}.")
 
-    out.mkdir(parents=True, exist_ok=True)
-    files = _BatchFiles(out, cases)
-    todo: list[CaseInput] = []
-    for case in sorted(cases, key=lambda c: c.case_id):
-        if resume:
-            prev = read_outcome(
-                out / case.case_id, case.case_id, str(case.source), str(case.series_uid or "")
-            )
-            if prev is not None and prev.ok:
-                files.outcomes[case.case_id] = replace(prev, reused=True)
-                continue
-        todo.append(case)
-    total = len(cases)
-    done = len(files.outcomes)
-    if files.outcomes:
-        log.info("resume: %d of %d cases already done", done, total)
-    if progress is not None:
-        progress(ProgressEvent(done=done, total=total))
-
-    own_executor = executor is None
-    exe: Executor = executor if executor is not None else LocalExecutor(workers)
-    threads = getattr(exe, "threads", None) if exe.workers > 1 else None
-    level = logging.getLogger("medsnowball").getEffectiveLevel()
-    tasks = [CaseTask(pipe, c, str(out), options, threads, level) for c in todo]
-
-    def lost(task: CaseTask, reason: str) -> CaseOutcome:
-        outcome = CaseOutcome(
-            case_id=task.case.case_id,
-            source=str(task.case.source),
-            series_uid=str(task.case.series_uid or ""),
-            status="failed",
-            error=_one_line(reason),
-        )
-        write_status(out / task.case.case_id, outcome)
-        return outcome
-
-    results = exe.run(run_case_task, tasks, lost)
-    try:
-        for outcome in results:
-            done += 1
-            files.record(outcome)
-            if outcome.ok:
-                flags = f" [{';'.join(outcome.flags)}]" if outcome.flags else ""
-                log.info("[%d/%d] %s %s (%.1f s)%s", done, total, outcome.case_id,
-                         outcome.status, outcome.seconds, flags)  # fmt: skip
-            else:
-                log.warning(
-                    "[%d/%d] %s failed: %s (details in %s)",
-                    done,
-                    total,
-                    outcome.case_id,
-                    outcome.error,
-                    out / outcome.case_id / "error.txt",
+    check_output_folder(out)
+    with OutputLock(out):  # a second batch into OUT stops here
+        write_skipped_csv(out / SKIPPED_CSV, skipped)
+        n_lost = sum(s.not_analysed for s in skipped)
+        if n_lost:
+            log.warning("%d input(s) not analysed (corrupt, unreadable or incomplete); "
+                        "see %s", n_lost, out / SKIPPED_CSV)  # fmt: skip
+        files = BatchFiles(out, cases)
+        todo: list[CaseInput] = []
+        for case in sorted(cases, key=lambda c: c.case_id):
+            if resume:
+                prev = read_outcome(
+                    out / case.case_id, case.case_id, str(case.source), str(case.series_uid or "")
                 )
-            if progress is not None:
-                progress(ProgressEvent(done=done, total=total, outcome=outcome))
-    finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()  # on Ctrl-C: stop running workers now, not after their cases
-        if own_executor:
-            exe.close()
-        final = files.finalize()
-    return BatchSummary(
-        out_dir=out, outcomes=final, seconds=time.perf_counter() - t0, skipped_inputs=skipped
-    )
+                if prev is not None and prev.ok:
+                    files.outcomes[case.case_id] = replace(prev, reused=True)
+                    continue
+            todo.append(case)
+        total = len(cases)
+        done = len(files.outcomes)
+        if files.outcomes:
+            log.info("resume: %d of %d cases already done", done, total)
+        if progress is not None:
+            progress(ProgressEvent(done=done, total=total))
+
+        own_executor = executor is None
+        exe: Executor = executor if executor is not None else LocalExecutor(workers)
+        threads = getattr(exe, "threads", None) if exe.workers > 1 else None
+        level = logging.getLogger("medsnowball").getEffectiveLevel()
+        tasks = [CaseTask(pipe, c, str(out), options, threads, level) for c in todo]
+
+        def lost(task: CaseTask, reason: str) -> CaseOutcome:
+            outcome = CaseOutcome(
+                case_id=task.case.case_id,
+                source=str(task.case.source),
+                series_uid=str(task.case.series_uid or ""),
+                status="failed",
+                error=_one_line(reason),
+            )
+            write_status(out / task.case.case_id, outcome)
+            return outcome
+
+        results = exe.run(run_case_task, tasks, lost)
+        try:
+            for outcome in results:
+                done += 1
+                files.record(outcome)
+                if outcome.ok:
+                    flags = f" [{';'.join(outcome.flags)}]" if outcome.flags else ""
+                    log.info("[%d/%d] %s %s (%.1f s)%s", done, total, outcome.case_id,
+                             outcome.status, outcome.seconds, flags)  # fmt: skip
+                else:
+                    log.warning(
+                        "[%d/%d] %s failed: %s (details in %s)",
+                        done,
+                        total,
+                        outcome.case_id,
+                        outcome.error,
+                        out / outcome.case_id / "error.txt",
+                    )
+                if progress is not None:
+                    progress(ProgressEvent(done=done, total=total, outcome=outcome))
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # on Ctrl-C: stop running workers now, not after their cases
+            if own_executor:
+                exe.close()
+            final = files.finalize()
+        return BatchSummary(
+            out_dir=out, outcomes=final, seconds=time.perf_counter() - t0, skipped_inputs=skipped
+        )

@@ -21,25 +21,33 @@ import io
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medsnowball.core.atomic import atomic_write_text
+from medsnowball.core.csvsafe import FORMULA_PREFIXES, csv_safe
 from medsnowball.core.findings import Candidate
 from medsnowball.core.quality import STATUS_FAILED, STATUS_NEEDS_REVIEW, STATUS_OK
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medsnowball.io import CaseInput
 
 __all__ = [
     "CANDIDATES_CSV",
     "ERROR_TXT",
     "FINDINGS_JSON",
     "FINISHED_STATUSES",
+    "FORMULA_PREFIXES",
     "LUNA16_COLUMNS",
     "LUNA16_CSV",
+    "LUNA16_REWRITE_INTERVAL_S",
     "STATUS_JSON",
     "SUMMARY_COLUMNS",
     "SUMMARY_CSV",
+    "BatchFiles",
     "CaseOutcome",
     "clear_case_markers",
     "csv_safe",
@@ -77,18 +85,14 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 LUNA16_COLUMNS: tuple[str, ...] = ("seriesuid", "coordX", "coordY", "coordZ", "probability")
 #: Statuses of a case that ran to the end (``--resume`` does not run it again).
 FINISHED_STATUSES: tuple[str, ...] = (STATUS_OK, STATUS_NEEDS_REVIEW)
-#: Leading characters a spreadsheet reads as a formula (OWASP "CSV injection").
-FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+#: Rewrite luna16_candidates.csv during a batch at most this often (seconds); it is
+#: always written at the end.
+LUNA16_REWRITE_INTERVAL_S = 60.0
 
 
 def flag_codes(codes: Iterable[str]) -> tuple[str, ...]:
     """Flag codes without repeats, first occurrence first (two flags may share a code)."""
     return tuple(dict.fromkeys(codes))
-
-
-def csv_safe(text: str) -> str:
-    """``text`` with a ``'`` prepended when a spreadsheet would read it as a formula."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 @dataclass(frozen=True)
@@ -132,13 +136,14 @@ class CaseOutcome:
         return self.status == STATUS_NEEDS_REVIEW
 
     def row(self) -> list[str]:
-        """Values in :data:`SUMMARY_COLUMNS` order, formatted for CSV."""
+        """Values in :data:`SUMMARY_COLUMNS` order, formatted for CSV (cells from the
+        inputs through :func:`~medsnowball.core.csvsafe.csv_safe`)."""
         return [
-            self.case_id,
-            self.source,
-            self.series_uid,
+            csv_safe(self.case_id),
+            csv_safe(self.source),
+            csv_safe(self.series_uid),
             self.status,
-            self.error,
+            csv_safe(self.error),
             "" if self.n_nodules is None else str(self.n_nodules),
             self.lung_rads,
             f"{self.seconds:.2f}",
@@ -162,9 +167,14 @@ def _fmt(v: float, digits: int) -> str:
 
 
 def candidate_row(luna_uid: str, cand: Candidate) -> list[str]:
-    """LUNA16 row of one candidate: world LPS mm to 3 decimals, probability to 6."""
+    """LUNA16 row of one candidate: world LPS mm to 3 decimals, probability to 6.
+
+    The series UID comes from the input: it goes through
+    :func:`~medsnowball.core.csvsafe.csv_safe`; the numbers (negative ones included) are
+    written as numbers.
+    """
     x, y, z = cand.center_lps
-    return [luna_uid, _fmt(x, 3), _fmt(y, 3), _fmt(z, 3), _fmt(float(cand.score), 6)]
+    return [csv_safe(luna_uid), _fmt(x, 3), _fmt(y, 3), _fmt(z, 3), _fmt(float(cand.score), 6)]
 
 
 def write_candidates_csv(path: Path, luna_uid: str, candidates: Sequence[Candidate]) -> Path:
@@ -310,6 +320,65 @@ def write_summary_csv(path: Path, outcomes: Iterable[CaseOutcome]) -> Path:
 
 
 def write_luna16_csv(path: Path, rows_by_case: dict[str, list[list[str]]]) -> Path:
-    """Write luna16_candidates.csv (cases sorted by id, each case's rows in order) atomically."""
-    rows = [r for case_id in sorted(rows_by_case) for r in rows_by_case[case_id]]
+    """Write luna16_candidates.csv (cases sorted by id, each case's rows in order) atomically.
+
+    The ``seriesuid`` cell of every row goes through
+    :func:`~medsnowball.core.csvsafe.csv_safe` again (a per-case file written by an older
+    version or a custom step may hold a raw one); the numeric cells are copied unchanged.
+    """
+    rows = [
+        [csv_safe(r[0]), *r[1:]] if r else r
+        for case_id in sorted(rows_by_case)
+        for r in rows_by_case[case_id]
+    ]
     return atomic_write_text(path, _csv_text(LUNA16_COLUMNS, rows))
+
+
+class BatchFiles:
+    """Keeps summary.csv / luna16_candidates.csv up to date while a batch runs.
+
+    Args:
+        out_dir: The batch output folder.
+        cases: The batch's cases (``case_id``, ``source``, ``series_uid``).
+    """
+
+    def __init__(self, out_dir: Path, cases: Sequence[CaseInput]) -> None:
+        self.out_dir = out_dir
+        self.cases = {c.case_id: c for c in cases}
+        self.outcomes: dict[str, CaseOutcome] = {}
+        self.candidates: dict[str, list[list[str]]] = {}
+        self._luna_written = 0.0
+
+    def record(self, outcome: CaseOutcome) -> None:
+        self.outcomes[outcome.case_id] = outcome
+        if outcome.ok:
+            self.candidates[outcome.case_id] = read_candidate_rows(
+                self.out_dir / outcome.case_id / "candidates.csv"
+            )
+        else:
+            self.candidates.pop(outcome.case_id, None)
+        write_summary_csv(self.out_dir / SUMMARY_CSV, self.outcomes.values())
+        now = time.monotonic()
+        if now - self._luna_written >= LUNA16_REWRITE_INTERVAL_S:
+            write_luna16_csv(self.out_dir / LUNA16_CSV, self.candidates)
+            self._luna_written = now
+
+    def finalize(self) -> list[CaseOutcome]:
+        """Assemble both CSVs from the per-case files only (identical for any executor)."""
+        final: list[CaseOutcome] = []
+        rows: dict[str, list[list[str]]] = {}
+        for case_id, case in sorted(self.cases.items()):
+            on_disk = read_outcome(
+                self.out_dir / case_id, case_id, str(case.source), str(case.series_uid or "")
+            )
+            if on_disk is None:
+                continue  # not run (interrupted batch)
+            reused = self.outcomes.get(case_id)
+            if reused is not None and reused.reused:
+                on_disk = replace(on_disk, reused=True)
+            final.append(on_disk)
+            if on_disk.ok:
+                rows[case_id] = read_candidate_rows(self.out_dir / case_id / "candidates.csv")
+        write_summary_csv(self.out_dir / SUMMARY_CSV, final)
+        write_luna16_csv(self.out_dir / LUNA16_CSV, rows)
+        return final

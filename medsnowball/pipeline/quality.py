@@ -25,10 +25,20 @@ code                               severity  raised when (thresholds: the consta
                                              repeated when the lung segmentation raised it
 ``nodule_cap_reached``             review    more candidates at or above the operating
                                              threshold than ``segment.max_nodules``
+``hu_range_implausible``           review    the analysed image cannot be a CT in HU: no
+                                             voxel below :data:`AIR_BELOW_HU` (-900, no
+                                             air anywhere), or more than
+                                             :data:`MAX_SATURATED_FRACTION` (1 %) of the
+                                             voxels at or above :data:`SATURATED_HU`
+                                             (3000), or a standard deviation below
+                                             :data:`MIN_HU_STD` (10 HU: an almost constant
+                                             image); only for pipelines that segment the
+                                             lungs (the CAD pipelines)
 =================================  ========  ==============================================
 
 A case whose lungs were not found, or with a review flag in
-:data:`INCOMPLETE_EVALUATION_CODES` (lungs cut by the scan range or the field of view), is
+:data:`INCOMPLETE_EVALUATION_CODES` (lungs cut by the scan range or the field of view, an
+impossible HU range: a corrupt or mis-scaled input), is
 assessed Lung-RADS 0 (incomplete: part or all of the lungs cannot be evaluated), never as a
 clean negative. An implausible lung volume alone leaves the category alone: the case needs
 review, and the flag says why.
@@ -49,6 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from medsnowball.pipeline.context import CaseContext
 
 __all__ = [
+    "AIR_BELOW_HU",
+    "CODE_HU_RANGE",
     "CODE_LUNGS_SPAN",
     "CODE_LUNG_SIDE_RATIO",
     "CODE_LUNG_VOLUME",
@@ -58,9 +70,13 @@ __all__ = [
     "INCOMPLETE_EVALUATION_CODES",
     "LUNG_SIDE_RATIO_RANGE",
     "MAX_LUNG_ML",
+    "MAX_SATURATED_FRACTION",
+    "MIN_HU_STD",
     "MIN_LUNG_ML",
     "NO_LUNGS_MESSAGE",
+    "SATURATED_HU",
     "case_flags",
+    "hu_range_flags",
     "incomplete_evaluation_reason",
     "lung_flags",
     "lungs_span_flags",
@@ -73,6 +89,7 @@ CODE_LUNGS_SPAN = "lungs_span_too_short"
 CODE_LUNG_VOLUME = "lung_volume_implausible"
 CODE_LUNG_SIDE_RATIO = "lung_side_ratio_implausible"
 CODE_NODULE_CAP = "nodule_cap_reached"
+CODE_HU_RANGE = "hu_range_implausible"
 
 #: Smallest plausible volume of one lung (ml) when the whole chest is in view.
 MIN_LUNG_ML = 300.0
@@ -84,8 +101,18 @@ LUNG_SIDE_RATIO_RANGE = (0.4, 2.5)
 #: Flags of the lung segmentation (severity "review") that mean part of the lungs lies
 #: outside the image: the exam is Lung-RADS 0 (incomplete), not a negative.
 INCOMPLETE_EVALUATION_CODES: frozenset[str] = frozenset(
-    {"lungs_cut_at_scan_range", "lungs_touch_fov_edge"}
+    {"lungs_cut_at_scan_range", "lungs_touch_fov_edge", CODE_HU_RANGE}
 )
+#: A chest CT always holds air (outside the body, in the lungs) below this HU.
+AIR_BELOW_HU = -900.0
+#: HU at or above which a voxel counts as saturated (the top of the usual 12-bit scale).
+SATURATED_HU = 3000.0
+#: Largest plausible fraction of saturated voxels (metal implants stay far below it).
+MAX_SATURATED_FRACTION = 0.01
+#: Smallest plausible standard deviation of a CT's HU values (real chest CT: ~400-500).
+MIN_HU_STD = 10.0
+#: Voxels used to estimate the standard deviation (a regular subsample of larger images).
+_STD_SAMPLE = 1_000_000
 #: Exit status of a batch (``medsnowball run``) where no case failed but some need review
 #: (0: all ok, 1: some failed, whatever the others).
 EXIT_NEEDS_REVIEW = 3
@@ -230,8 +257,56 @@ def nodule_cap_flag(n_above: int, n_reported: int, cap: int) -> QualityFlag:
     )
 
 
+def hu_range_flags(volume: CTVolume) -> list[QualityFlag]:
+    """``hu_range_implausible`` when the HU distribution is impossible for a CT.
+
+    Catches corrupt or mis-scaled inputs that would otherwise read as a clean negative: an
+    all-zero or int8 image (no air), an absurd RescaleSlope (most voxels saturated, even
+    after preprocessing clipped them), an almost constant image.
+
+    Args:
+        volume: The analysed CT (after preprocessing; clipping leaves every test valid).
+
+    Returns:
+        Zero or one flag; its message names each failed test with its summary number.
+    """
+    arr = np.asarray(volume.array)
+    if arr.size == 0:
+        return []
+    problems: list[str] = []
+    low = float(np.min(arr))
+    if not np.isfinite(low) or not np.isfinite(float(np.max(arr))):
+        problems.append("it holds non-finite values")
+    elif low >= AIR_BELOW_HU:
+        problems.append(f"no voxel is below {AIR_BELOW_HU:g} HU (no air; minimum {low:.0f})")
+    saturated = float(np.count_nonzero(arr >= SATURATED_HU)) / arr.size
+    if saturated > MAX_SATURATED_FRACTION:
+        problems.append(f"{saturated:.0%} of the voxels are at or above {SATURATED_HU:g} HU")
+    flat = arr.reshape(-1)
+    sample = flat[:: max(1, flat.size // _STD_SAMPLE)].astype(np.float64)
+    std = float(np.std(sample))
+    if np.isfinite(std) and std < MIN_HU_STD:
+        problems.append(f"the image is almost constant (standard deviation {std:.1f} HU)")
+    if not problems:
+        return []
+    return [
+        QualityFlag(
+            CODE_HU_RANGE,
+            "The image values are impossible for a CT in Hounsfield units ("
+            + "; ".join(problems)
+            + "): the file is probably corrupt or wrongly scaled (rescale slope/intercept, "
+            "data type), so no finding, and no absence of findings, can be trusted.",
+            SEVERITY_REVIEW,
+        )
+    ]
+
+
 def case_flags(ctx: CaseContext) -> tuple[QualityFlag, ...]:
     """All flags of a case so far: the loader's, the lung segmentation's, the steps'.
+
+    When the pipeline segmented the lungs (``ctx.lungs`` is set), the HU plausibility
+    check of :func:`hu_range_flags` runs on the analysed volume and its flag follows the
+    loader's. Pipelines without a lungs step (generic or test pipelines) are not checked.
 
     Args:
         ctx: The case context.
@@ -242,6 +317,8 @@ def case_flags(ctx: CaseContext) -> tuple[QualityFlag, ...]:
     groups: list[Iterable[QualityFlag]] = []
     if ctx.volume is not None:
         groups.append(ctx.volume.quality)
+        if ctx.lungs is not None:
+            groups.append(hu_range_flags(ctx.volume))
     if ctx.lungs is not None:
         groups.append(ctx.lungs.quality)
     groups.append(ctx.quality)

@@ -1,7 +1,9 @@
 """``nodules.csv``: one row per reported nodule, columns in :data:`NODULE_CSV_COLUMNS`.
 
 Numbers use the same rounding as ``findings.json``; empty cells mean "unknown". The file
-always has its header, even for a case without nodules. No patient identifiers.
+always has its header, even for a case without nodules. No patient identifiers. The only
+cell that can come from the inputs, ``case_id``, goes through
+:func:`~medsnowball.core.csvsafe.csv_safe` (formula injection).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from medsnowball.core.atomic import atomic_write_text
+from medsnowball.core.csvsafe import csv_safe
 from medsnowball.core.findings import CaseResult, Nodule
 from medsnowball.report.findings import HU_DECIMALS, MM_DECIMALS, SCORE_DECIMALS, nodule_dict
 
@@ -58,7 +61,7 @@ def nodule_rows(result: CaseResult) -> list[dict[str, str]]:
         d = nodule_dict(nodule, index, result.assessment)
         eq = nodule.equivalent_diameter_mm
         values: dict[str, Any] = {
-            "case_id": result.case_id,
+            "case_id": csv_safe(result.case_id),  # may come from a file name
             "nodule_id": d["id"],
             "center_x_mm": d["center_mm"][0],
             "center_y_mm": d["center_mm"][1],

@@ -131,12 +131,14 @@ def test_demo_on_a_data_folder_and_threshold(one_nifti: Path, tmp_path: Path) ->
         app, ["demo", "--out", str(out), "--data", str(one_nifti), "--formats", "json"]
     )
     assert result.exit_code == 3, result.output  # the small phantom needs review
-    assert (out / "phantom5" / "findings.json").is_file()
-    assert (out / "summary.csv").read_text().splitlines()[1].startswith("phantom5,")
+    from medsnowball.io.selection import image_case_id
+
+    case_id = image_case_id(one_nifti / "phantom5.nii.gz")  # pseudonymous: img_<hash>
+    assert (out / case_id / "findings.json").is_file()
+    assert (out / "summary.csv").read_text().splitlines()[1].startswith(f"{case_id},")
     high = tmp_path / "high"
-    result = runner.invoke(
-        app, ["run", str(one_nifti), "-o", str(high), "--formats", "json", "--threshold", "1.0"]
-    )
+    args = ["run", str(one_nifti), "-o", str(high), "--formats", "json", "--threshold", "1.0"]
+    result = runner.invoke(app, [*args, "--keep-names"])
     assert result.exit_code == 3
     import json
 

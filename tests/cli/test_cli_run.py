@@ -252,3 +252,29 @@ def test_resume_after_kill_finishes_and_keeps_finished_cases(
         assert now == mtimes[case_id], f"finished case {case_id} was redone"
     assert not list(out.glob("*/.tmp-*"))
     assert len(_findings(out)) == 2
+
+
+def test_skipped_inputs_are_listed_and_counted(
+    messy_run: tuple[Path, int, str, dict[str, str]],
+) -> None:
+    out, code, output, _ = messy_run
+    header, rows = _rows(out / "skipped.csv")
+    assert header == ["path", "series_uid", "code", "not_analysed", "reason"]
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert set(by_name) == {"scout", "README.txt", "image.dcm", "notes.pdf"}, "hidden: not walked"
+    scout = by_name["scout"]
+    assert (scout["code"], scout["not_analysed"]) == ("localizer", "false")
+    assert scout["series_uid"] == "1.2.826.0.1.3680043.8.498.1001.9"
+    assert (by_name["image.dcm"]["code"], by_name["image.dcm"]["not_analysed"]) == (
+        "corrupt_file",
+        "true",
+    ), "a .dcm file that is not DICOM is a lost input"
+    for name in ("README.txt", "notes.pdf"):
+        assert by_name[name]["not_analysed"] == "false", name
+    assert "0 ok, 2 need review, 1 failed, 1 inputs not analysed (skipped.csv)" in _flat(output)
+    assert code == 1, "a failed case wins over inputs not analysed"
+    assert PATIENT_NAME not in (out / "skipped.csv").read_text()
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())

@@ -65,7 +65,12 @@ def local_out(
     """The reference: the same batch run in-process by the LocalExecutor."""
     out = tmp_path_factory.mktemp("local_out")
     summary = run_batch(
-        phantom_inputs, out, pipeline=cad_pipeline, formats=FORMATS, executor=LocalExecutor(1)
+        phantom_inputs,
+        out,
+        pipeline=cad_pipeline,
+        formats=FORMATS,
+        executor=LocalExecutor(1),
+        keep_names=True,
     )
     assert summary.n_ok + summary.n_needs_review == len(phantom_inputs)
     return out
@@ -86,6 +91,7 @@ def test_dask_outputs_equal_a_local_run(
         formats=FORMATS,
         executor=dask_exe,
         progress=events.append,
+        keep_names=True,
     )
     assert summary.n_ok + summary.n_needs_review == 3
     assert summary.n_failed == 0
@@ -119,7 +125,7 @@ def test_resume_works_across_executors(
     tmp_path: Path, phantom_inputs: list[Path], cad_pipeline: Pipeline, dask_exe: DaskExecutor
 ) -> None:
     p1, p2, _ = phantom_inputs
-    kw = {"pipeline": cad_pipeline, "formats": FORMATS, "resume": True}
+    kw = {"pipeline": cad_pipeline, "formats": FORMATS, "resume": True, "keep_names": True}
     first = run_batch([p1, p2], tmp_path, executor=LocalExecutor(1), **kw)
     assert first.n_ok + first.n_needs_review == 2
     kept = {c: (tmp_path / c / "findings.json").stat().st_mtime_ns for c in ("p1", "p2")}
@@ -165,7 +171,9 @@ def test_worker_killed_mid_case_is_retried_and_the_batch_completes(
     worker_pids = set(dask_exe.client.run(os.getpid).values())
     killer = _kill_when_started(markers, "p2", worker_pids)
     out = tmp_path / "out"
-    summary = run_batch(phantom_inputs, out, pipeline=gated, formats=FORMATS, executor=dask_exe)
+    summary = run_batch(
+        phantom_inputs, out, pipeline=gated, formats=FORMATS, executor=dask_exe, keep_names=True
+    )
     killer.join(timeout=5)
 
     pids = attempts(markers, "p2")
@@ -191,7 +199,9 @@ def test_case_whose_worker_always_dies_is_reported_failed(
     markers.mkdir()
     gated = with_gate(cad_pipeline, marker_dir=str(markers), cases=["p3"], mode="die")
     out = tmp_path / "out"
-    summary = run_batch(phantom_inputs, out, pipeline=gated, formats=FORMATS, executor=dask_exe)
+    summary = run_batch(
+        phantom_inputs, out, pipeline=gated, formats=FORMATS, executor=dask_exe, keep_names=True
+    )
 
     assert dask_exe.retries == 2
     assert len(attempts(markers, "p3")) == 3, "one attempt and two retries"

@@ -21,6 +21,7 @@ def test_cli_runs_a_batch_on_a_local_dask_cluster(
         (inputs / src.name).symlink_to(src)
     out = tmp_path / "out"
     args = ["run", str(inputs), "--out", str(out), "--formats", "json,csv", "--quiet"]
+    args.append("--keep-names")  # case ids p1, p2 from the file names
     result = runner.invoke(app, [*args, "--executor", "dask", "--workers", "2"])
     with open(out / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -83,7 +83,9 @@ def test_ctrl_c_cancels_the_batch_and_leaves_no_processes(
     thread.start()
     t0 = time.monotonic()
     with exe, pytest.raises(KeyboardInterrupt):
-        run_batch(phantom_inputs, out, pipeline=gated, formats="json,csv", executor=exe)
+        run_batch(
+            phantom_inputs, out, pipeline=gated, formats="json,csv", executor=exe, keep_names=True
+        )
     seconds = time.monotonic() - t0
     thread.join(timeout=5)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -140,8 +141,18 @@ def test_one_case_per_study_and_image_files(tmp_path, make_volume):
     assert kinds == ["dicom", "dicom", "metaimage", "metaimage", "nifti"]
     ids = [c.case_id for c in found.cases]
     assert len(set(ids)) == len(ids)
-    file_ids = sorted(c.case_id for c in found.cases if c.kind != "dicom")
+    files = [c for c in found.cases if c.kind != "dicom"]
+    assert [c.case_id for c in files] == [
+        "img_" + hashlib.sha256(str(Path(c.source).resolve()).encode()).hexdigest()[:12]
+        for c in files
+    ], "image-file case ids are pseudonymous: a hash of the resolved path"
+    assert found.cases == find_cases(tmp_path).cases, "stable across runs (--resume)"
+    named = find_cases(tmp_path, keep_names=True)
+    file_ids = sorted(c.case_id for c in named.cases if c.kind != "dicom")
     assert file_ids == ["1.3.6.1.4.1.14519.5.2.1.6279.6001.1", "scan_one", "scan_one_2"]
+    assert [c.case_id for c in named.cases if c.kind == "dicom"] == [
+        c.case_id for c in found.cases if c.kind == "dicom"
+    ], "DICOM case ids are hashed with or without keep_names"
     mhd = next(c for c in found.cases if c.source.endswith(".mhd"))
     assert mhd.luna_uid == "1.3.6.1.4.1.14519.5.2.1.6279.6001.1" == mhd.series_uid
     assert not any(r.source.endswith(".zraw") for r in found.rows)

@@ -152,7 +152,7 @@ def test_label_maps_are_not_cases(tmp_path: Path) -> None:
     write_image(ct, tmp_path / "scan.nii.gz", geom)
     write_image(np.ones((8, 16, 16), np.uint8), tmp_path / "lungs.nii.gz", geom)
     write_image(np.ones((8, 16, 16), np.uint16), tmp_path / "nodules.nii.gz", geom)
-    cases = find_cases([tmp_path])
+    cases = find_cases([tmp_path], keep_names=True)
     assert [c.case_id for c in cases.cases] == ["scan"]
     skipped = {r.description: r.code for r in cases.rows if not r.selected}
     assert skipped == {"lungs.nii.gz": "label_map", "nodules.nii.gz": "label_map"}

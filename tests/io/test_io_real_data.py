@@ -10,6 +10,7 @@ import SimpleITK as sitk  # noqa: N813
 from scipy import ndimage
 
 from medsnowball.io import describe, find_cases, load_ct
+from medsnowball.io.selection import image_case_id
 
 
 def test_jpeg2000_series_plausible_hu(shared_data, sitk_series):
@@ -66,7 +67,8 @@ def test_nifti_lung_bases_in_lps(shared_data):
     np.testing.assert_allclose(vol.origin_lps, image.GetOrigin(), atol=1e-4)
     case = find_cases(path).cases[0]
     assert case.kind == "nifti"
-    assert case.case_id == "abdomen_lung_bases"
+    assert case.case_id == image_case_id(path)
+    assert find_cases(path, keep_names=True).cases[0].case_id == "abdomen_lung_bases"
 
     # the lung bases are in the top (superior, +z) slices: air inside the body there
     def air_in_body(k: int) -> int:

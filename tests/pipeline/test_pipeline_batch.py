@@ -36,12 +36,14 @@ def test_batch_records_failure_and_goes_on(
     before = tree_digest(input_dir)
     events: list[ProgressEvent] = []
     out = tmp_path / "out"
-    summary = run_batch([input_dir], out, pipeline=fake_pipeline, progress=events.append)
+    summary = run_batch(
+        [input_dir], out, pipeline=fake_pipeline, progress=events.append, keep_names=True
+    )
 
     assert tree_digest(input_dir) == before, "inputs must not be modified"
     assert [o.case_id for o in summary.outcomes] == ["alpha", "beta", "gamma"]
     assert (summary.n_ok, summary.n_failed, summary.exit_code) == (2, 1, 1)
-    assert any("notes.txt" in p for p, _ in summary.skipped_inputs)
+    assert any("notes.txt" in s.path for s in summary.skipped_inputs)
 
     assert _header(out / "summary.csv") == list(SUMMARY_COLUMNS)
     rows = {r["case_id"]: r for r in _csv(out / "summary.csv")}
@@ -87,7 +89,7 @@ def test_resume_redoes_only_unfinished_cases(
     input_dir: Path, fake_pipeline: Pipeline, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    first = run_batch([input_dir], out, pipeline=fake_pipeline)
+    first = run_batch([input_dir], out, pipeline=fake_pipeline, keep_names=True)
     first_rows = {r["case_id"]: r for r in _csv(out / "summary.csv")}
     alpha_mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "alpha").iterdir()}
     # Simulate a run killed while writing beta: findings.json missing, a temp file left.
@@ -98,7 +100,12 @@ def test_resume_redoes_only_unfinished_cases(
 
     events: list[ProgressEvent] = []
     second = run_batch(
-        [input_dir], out, pipeline=fake_pipeline, resume=True, progress=events.append
+        [input_dir],
+        out,
+        pipeline=fake_pipeline,
+        resume=True,
+        progress=events.append,
+        keep_names=True,
     )
 
     assert events[0].done == 1  # alpha counted as done from the start
@@ -122,9 +129,11 @@ def test_resume_after_status_lost_uses_findings(
     input_dir: Path, fake_pipeline: Pipeline, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    run_batch([input_dir / "alpha.nii.gz"], out, pipeline=fake_pipeline)
+    run_batch([input_dir / "alpha.nii.gz"], out, pipeline=fake_pipeline, keep_names=True)
     (out / "alpha" / "status.json").unlink()  # killed between findings.json and status.json
-    summary = run_batch([input_dir / "alpha.nii.gz"], out, pipeline=fake_pipeline, resume=True)
+    summary = run_batch(
+        [input_dir / "alpha.nii.gz"], out, pipeline=fake_pipeline, resume=True, keep_names=True
+    )
     assert summary.outcomes[0].reused
     assert summary.outcomes[0].n_nodules == 2
 
@@ -135,7 +144,7 @@ def test_rerun_without_resume_replaces_stale_findings(
     out = tmp_path / "out"
     (out / "gamma").mkdir(parents=True)
     (out / "gamma" / "findings.json").write_text(json.dumps({"case_id": "gamma", "nodules": []}))
-    summary = run_batch([input_dir / "gamma.mha"], out, pipeline=fake_pipeline)
+    summary = run_batch([input_dir / "gamma.mha"], out, pipeline=fake_pipeline, keep_names=True)
     assert summary.outcomes[0].status == "failed"
     assert not (out / "gamma" / "findings.json").exists(), (
         "a stale findings.json would mark it done"
@@ -145,8 +154,12 @@ def test_rerun_without_resume_replaces_stale_findings(
 def test_two_workers_give_the_same_outputs(
     input_dir: Path, fake_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    one = run_batch([input_dir], tmp_path / "w1", pipeline=fake_pipeline, workers=1)
-    two = run_batch([input_dir], tmp_path / "w2", pipeline=fake_pipeline, workers=2)
+    one = run_batch(
+        [input_dir], tmp_path / "w1", pipeline=fake_pipeline, workers=1, keep_names=True
+    )
+    two = run_batch(
+        [input_dir], tmp_path / "w2", pipeline=fake_pipeline, workers=2, keep_names=True
+    )
     assert [(o.case_id, o.status, o.n_nodules, o.error) for o in one.outcomes] == [
         (o.case_id, o.status, o.n_nodules, o.error) for o in two.outcomes
     ]
@@ -163,9 +176,9 @@ def test_output_folder_inside_input_is_not_analysed(
     input_dir: Path, fake_pipeline: Pipeline
 ) -> None:
     out = input_dir / "results"
-    run_batch([input_dir / "alpha.nii.gz"], out, pipeline=fake_pipeline)
+    run_batch([input_dir / "alpha.nii.gz"], out, pipeline=fake_pipeline, keep_names=True)
     (out / "alpha" / "copy.nii.gz").write_bytes((input_dir / "alpha.nii.gz").read_bytes())
-    summary = run_batch([input_dir], out, pipeline=fake_pipeline, resume=True)
+    summary = run_batch([input_dir], out, pipeline=fake_pipeline, resume=True, keep_names=True)
     assert [o.case_id for o in summary.outcomes] == ["alpha", "beta", "gamma"]
 
 
@@ -185,7 +198,9 @@ def test_batch_usage_errors(input_dir: Path, fake_pipeline: Pipeline, tmp_path: 
 
 
 def test_threshold_override(input_dir: Path, fake_pipeline: Pipeline, tmp_path: Path) -> None:
-    summary = run_batch([input_dir / "sub"], tmp_path / "o", pipeline=fake_pipeline, threshold=0.1)
+    summary = run_batch(
+        [input_dir / "sub"], tmp_path / "o", pipeline=fake_pipeline, threshold=0.1, keep_names=True
+    )
     assert summary.outcomes[0].n_nodules == 1
 
 
@@ -194,7 +209,7 @@ def test_cases_given_as_caseinputs(
 ) -> None:
     from medsnowball.io import find_cases
 
-    cases = [c for c in find_cases([input_dir]).cases if c.case_id != "gamma"]
+    cases = [c for c in find_cases([input_dir], keep_names=True).cases if c.case_id != "gamma"]
     summary = run_batch(cases, tmp_path / "o", pipeline=fake_pipeline)
     assert [o.case_id for o in summary.outcomes] == ["alpha", "beta"]
     with pytest.raises(ConfigError, match="case ids must be unique; repeated: alpha"):

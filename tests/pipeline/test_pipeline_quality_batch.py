@@ -36,7 +36,7 @@ def _flagging(*cases: str) -> Pipeline:
 def _ok_cases(input_dir: Path) -> list[Any]:
     from medsnowball.io import find_cases
 
-    return [c for c in find_cases([input_dir]).cases if c.case_id != "gamma"]
+    return [c for c in find_cases([input_dir], keep_names=True).cases if c.case_id != "gamma"]
 
 
 def test_flagged_case_needs_review_in_summary_and_status(input_dir: Path, tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_flagged_case_needs_review_in_summary_and_status(input_dir: Path, tmp_pa
 
 
 def test_failed_wins_over_needs_review_and_all_ok_exits_0(input_dir: Path, tmp_path: Path) -> None:
-    mixed = run_batch([input_dir], tmp_path / "m", pipeline=_flagging("alpha"))
+    mixed = run_batch([input_dir], tmp_path / "m", pipeline=_flagging("alpha"), keep_names=True)
     assert (mixed.n_ok, mixed.n_needs_review, mixed.n_failed) == (1, 1, 1)
     assert mixed.exit_code == 1
     clean = run_batch(_ok_cases(input_dir), tmp_path / "c", pipeline=_flagging())

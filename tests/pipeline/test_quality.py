@@ -31,9 +31,14 @@ from medsnowball.report.lung_rads import LUNG_RADS_MANAGEMENT
 def _volume(
     spacing: tuple[float, float, float], shape: tuple[int, int, int] = (8, 8, 8)
 ) -> CTVolume:
-    return CTVolume(
-        np.zeros(shape, dtype=np.float32), ImageGeometry(shape, spacing, (0.0, 0.0, 0.0))
-    )
+    return CTVolume(_ct_like(shape), ImageGeometry(shape, spacing, (0.0, 0.0, 0.0)))
+
+
+def _ct_like(shape: tuple[int, int, int]) -> np.ndarray:
+    """Air and soft tissue side by side: passes the HU plausibility check."""
+    arr = np.full(shape, 40.0, dtype=np.float32)
+    arr[..., : shape[2] // 2] = -1000.0
+    return arr
 
 
 def _lungs(
@@ -191,7 +196,7 @@ def test_to_result_merges_io_lung_and_step_flags_and_sets_the_status() -> None:
     io_flag = QualityFlag("input_reoriented", "reoriented", "info")
     lung_flag = QualityFlag("lungs_touch_fov_edge", "lungs touch the edge")
     step_flag = QualityFlag("nodule_cap_reached", "cap")
-    vol = CTVolume(np.zeros((4, 4, 4), np.float32), ImageGeometry((4, 4, 4), (1, 1, 1), (0, 0, 0)),
+    vol = CTVolume(_ct_like((4, 4, 4)), ImageGeometry((4, 4, 4), (1, 1, 1), (0, 0, 0)),
                    quality=(io_flag,))  # fmt: skip
     lungs = LungSegmentation(np.zeros((4, 4, 4), np.uint8), vol.geometry, 0.0, 0.0,
                              quality=(lung_flag,))  # fmt: skip
@@ -208,7 +213,11 @@ def test_to_result_merges_io_lung_and_step_flags_and_sets_the_status() -> None:
 
 
 def test_incomplete_reason_from_missing_lungs_or_review_flags_of_lung_coverage() -> None:
-    assert {"lungs_cut_at_scan_range", "lungs_touch_fov_edge"} == INCOMPLETE_EVALUATION_CODES
+    assert {
+        "lungs_cut_at_scan_range",
+        "lungs_touch_fov_edge",
+        "hu_range_implausible",
+    } == INCOMPLETE_EVALUATION_CODES
     cut = QualityFlag("lungs_cut_at_scan_range", "Cut at the first slice.")
     assert incomplete_evaluation_reason([cut]) == "Cut at the first slice."
     assert incomplete_evaluation_reason([cut], _lungs(0, 0)) == (
@@ -269,7 +278,8 @@ def test_volume_without_lungs_needs_review_through_the_classical_pipeline(hu: fl
     vol = CTVolume(arr, ImageGeometry((24, 48, 48), (2.0, 0.8, 0.8), (0.0, 0.0, 0.0)))
     result = Pipeline.from_yaml("lung_nodule_classical").run(vol, device="cpu")
     assert result.status == "needs_review"
-    assert _codes(result.quality) == ["lung_volume_implausible"]
+    # Neither volume holds both air and tissue: impossible for a chest CT as well.
+    assert _codes(result.quality) == ["hu_range_implausible", "lung_volume_implausible"]
     assert result.nodules == ()
     assert result.assessment is not None
     assert result.assessment.lung_rads == "0"

@@ -76,3 +76,20 @@ def test_unknown_values_are_empty_cells(phantom_case: tuple[CaseResult, CTVolume
 def test_case_without_nodules_has_only_the_header() -> None:
     result, _ = make_case(())
     assert nodules_csv_text(result) == ",".join(NODULE_CSV_COLUMNS) + "\n"
+
+
+def test_case_id_from_the_inputs_cannot_become_a_formula() -> None:
+    result, _ = make_case()
+    assert result.nodules, "the phantom has nodules: rows to check"
+    for case_id, cell in [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("+1", "'+1"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("ct_0123abcd4567", "ct_0123abcd4567"),
+    ]:
+        rows = _rows(nodules_csv_text(dataclasses.replace(result, case_id=case_id)))
+        assert {r["case_id"] for r in rows} == {cell}
+    rows = _rows(nodules_csv_text(result))
+    coords = [float(r[c]) for r in rows for c in ("center_x_mm", "center_y_mm", "center_z_mm")]
+    assert min(coords) < 0, "negative coordinates stay numbers (no quote prefix)"

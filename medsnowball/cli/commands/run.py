@@ -40,14 +40,71 @@ def execute_batch(
     tls_ca_file: Path | None = None,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
+    keep_names: bool = False,
 ) -> int:
     """Run a batch the CLI way: logging, progress bar, summary; returns the exit code.
 
     Returns:
-        0 when every case is ok, 1 when some failed, 3 when none failed but some need
-        review (a quality flag of severity "review"), 2 for usage errors (bad pipeline,
-        options or no case found), 130 when interrupted.
+        The first that applies: 2 for usage errors (bad pipeline, options, no case
+        found, an output folder that cannot be written or is in use by another run), 130
+        when interrupted, 1 when some case failed, 4 when some input was not
+        analysed (corrupt, unreadable or incomplete: ``OUT/skipped.csv``, column
+        ``not_analysed``), 3 when some case needs review (a quality flag of severity
+        "review"), else 0.
     """
+    from medsnowball.core.errors import ConfigError
+    from medsnowball.pipeline.outdir import OutputLock, check_output_folder
+
+    # Before the log file exists: a bad --out is one clear line, exit 2, nothing written.
+    try:
+        lock = OutputLock(check_output_folder(out)).acquire()
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        return _execute_batch(
+            inputs,
+            out,
+            pipeline=pipeline,
+            device=device,
+            workers=workers,
+            resume=resume,
+            formats=formats,
+            include_patient_info=include_patient_info,
+            threshold=threshold,
+            verbose=verbose,
+            quiet=quiet,
+            executor=executor,
+            scheduler=scheduler,
+            tls_ca_file=tls_ca_file,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            keep_names=keep_names,
+        )
+    finally:
+        lock.release()
+
+
+def _execute_batch(
+    inputs: list[Path],
+    out: Path,
+    *,
+    pipeline: str,
+    device: str,
+    workers: int,
+    resume: bool,
+    formats: str | None,
+    include_patient_info: bool,
+    threshold: float | None,
+    verbose: bool,
+    quiet: bool,
+    executor: str,
+    scheduler: str | None,
+    tls_ca_file: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    keep_names: bool,
+) -> int:
+    """:func:`execute_batch` once the output folder is checked and locked."""
     from medsnowball.core.errors import ConfigError, MedsnowballError, NoSeriesFoundError
 
     setup_logging(verbose=verbose, quiet=quiet, log_file=out / "medsnowball.log")
@@ -96,6 +153,7 @@ def execute_batch(
                 threshold=threshold,
                 progress=progress,
                 executor=exe,
+                keep_names=keep_names,
             )
     except (ConfigError, NoSeriesFoundError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -109,18 +167,24 @@ def execute_batch(
     finally:
         exe.close()  # stops the worker processes (a local Dask cluster's too)
 
-    if summary.skipped_inputs and not quiet:
+    n_lost = summary.n_not_analysed
+    n_other = len(summary.skipped_inputs) - n_lost
+    if n_other and not quiet:
         err_console.print(
-            f"{len(summary.skipped_inputs)} series/files were not analysed "
-            "(run 'medsnowball info' on the inputs to see why).",
+            f"{n_other} file(s)/series skipped as not CT or not needed (DICOMDIR, other "
+            f"files, reformats, duplicates): listed in {escape(str(summary.skipped_csv))}.",
             highlight=False,
+            soft_wrap=True,
         )
     if not quiet:
         reused = f", {summary.n_reused} reused (--resume)" if summary.n_reused else ""
-        colour = "red" if summary.n_failed else "yellow" if summary.n_needs_review else "green"
+        lost = f", {n_lost} inputs not analysed (skipped.csv)" if n_lost else ""
+        colour = (
+            "red" if summary.n_failed else "yellow" if summary.n_needs_review or n_lost else "green"
+        )
         err_console.print(
             f"[{colour}]{summary.n_ok} ok, {summary.n_needs_review} need review, "
-            f"{summary.n_failed} failed{reused}[/] in "
+            f"{summary.n_failed} failed{lost}{reused}[/] in "
             f"{summary.seconds:.1f} s -> {escape(str(summary.summary_csv))}",
             highlight=False,
             soft_wrap=True,
@@ -244,15 +308,28 @@ def register(app: typer.Typer) -> None:
         verbose: Annotated[
             bool, typer.Option("--verbose", "-v", help="Log per-step timings.")
         ] = False,
+        keep_names: Annotated[
+            bool,
+            typer.Option(
+                "--keep-names",
+                help="Case ids of image files (NIfTI, MetaImage, NRRD) from their file names "
+                "instead of img_<hash>. Only for files named without patient data (e.g. "
+                "LUNA16 <seriesuid>.mhd). DICOM case ids are always ct_<hash>.",
+            ),
+        ] = False,
         quiet: Annotated[
             bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")
         ] = False,
     ) -> None:
         """Analyse every CT case under INPUT...: nodules, Lung-RADS, reports.
 
-        Writes OUT/summary.csv, OUT/luna16_candidates.csv and OUT/<case_id>/ per case.
-        Exit code 0: all cases ok; 1: some failed (see summary.csv); 3: none failed but
-        some need review (summary.csv status needs_review, column warnings); 2: usage error.
+        Writes OUT/summary.csv, OUT/skipped.csv (inputs not turned into cases, with the
+        reason), OUT/luna16_candidates.csv and OUT/<case_id>/ per case.
+
+        Exit code (the first that applies): 2 usage error; 130 interrupted; 1 some case
+        failed (summary.csv); 4 some input was not analysed: corrupt, unreadable or
+        incomplete (skipped.csv, not_analysed = true); 3 some case needs review
+        (summary.csv status needs_review, column warnings); 0 all ok.
         """
         code = execute_batch(
             inputs,
@@ -271,5 +348,6 @@ def register(app: typer.Typer) -> None:
             tls_ca_file=tls_ca_file,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            keep_names=keep_names,
         )
         raise typer.Exit(code)
