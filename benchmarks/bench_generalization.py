@@ -169,12 +169,17 @@ class ArmStats:
 
 
 def _threshold_sensitivity(matches: list[Any], threshold: float, keep: Any) -> tuple[int, int]:
+    """Relevant nodules passing ``keep`` that were hit with a score >= ``threshold``.
+
+    A missed nodule's hit score is ``-inf``; it never counts, not even for
+    ``threshold=-inf`` ("hit by any prediction").
+    """
     hit = total = 0
     for m in matches:
         for t, s, rel in zip(m.truth, m.hit_score, m.relevant, strict=True):
             if rel and keep(t):
                 total += 1
-                hit += int(s >= threshold)
+                hit += int(np.isfinite(s) and s >= threshold)
     return hit, total
 
 
