@@ -35,6 +35,7 @@ from medsnowball.pipeline.outputs import (
     clear_case_markers,
     flag_codes,
     read_outcome,
+    remove_stale_temporaries,
     write_error,
     write_status,
 )
@@ -387,6 +388,7 @@ def run_batch(
                     out / case.case_id, case.case_id, str(case.source), str(case.series_uid or "")
                 )
                 if prev is not None and prev.ok:
+                    remove_stale_temporaries(out / case.case_id)
                     files.outcomes[case.case_id] = replace(prev, reused=True)
                     continue
             todo.append(case)

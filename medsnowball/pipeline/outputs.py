@@ -55,6 +55,7 @@ __all__ = [
     "read_candidate_rows",
     "read_findings",
     "read_outcome",
+    "remove_stale_temporaries",
     "write_candidates_csv",
     "write_error",
     "write_luna16_csv",
@@ -230,6 +231,15 @@ def clear_case_markers(case_dir: Path) -> None:
         return
     for name in (FINDINGS_JSON, STATUS_JSON, ERROR_TXT):
         (case_dir / name).unlink(missing_ok=True)
+    remove_stale_temporaries(case_dir)
+
+
+def remove_stale_temporaries(case_dir: Path) -> None:
+    """Delete ``.tmp-*`` files a killed run left behind in a case folder.
+
+    Called before a case is rerun and when ``--resume`` reuses a finished case (a run
+    killed between writing findings.json and status.json leaves a temporary status file).
+    """
     for tmp in case_dir.glob(".tmp-*"):
         if tmp.is_file():
             tmp.unlink(missing_ok=True)
