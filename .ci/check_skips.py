@@ -28,13 +28,18 @@ def skipped_tests(report: Path) -> list[tuple[str, str]]:
         if skip is None:
             continue
         cls = case.get("classname", "")
-        parts = cls.split(".")
-        # pytest writes "tests.io.test_x" or "tests.io.test_x.TestClass"
-        module = next(
-            (i for i in range(len(parts), 0, -1) if Path(*parts[:i]).with_suffix(".py").exists()),
-            len(parts),
-        )
-        test_id = "/".join(parts[:module]) + ".py::" + "::".join([*parts[module:], case.get("name", "")])
+        name = case.get("name", "")
+        if not cls:
+            # a module skipped at collection: pytest puts the module path in "name"
+            test_id = name.replace(".", "/") + ".py::*"
+        else:
+            # pytest writes "tests.io.test_x" or "tests.io.test_x.TestClass"
+            parts = cls.split(".")
+            module = next(
+                (i for i in range(len(parts), 0, -1) if Path(*parts[:i]).with_suffix(".py").is_file()),
+                len(parts),
+            )
+            test_id = "/".join(parts[:module]) + ".py::" + "::".join([*parts[module:], name])
         out.append((test_id, skip.get("message", "")))
     return out
 

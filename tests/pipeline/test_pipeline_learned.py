@@ -1,4 +1,4 @@
-"""The learned steps of the screening pipeline: fp_reduce and segment with method unet."""
+"""The learned steps of the screening pipeline: fp_reduce, and segment with method unet."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_screening_is_learned_and_classical_stays_training_free() -> None:
     assert pipe.labels.index("fp_reduce") == pipe.labels.index("detect") + 1
     fp_cfg = pipe.steps[pipe.step_index("fp_reduce")].config
     assert fp_cfg == FPReduceConfig(checkpoint=None, combine="stacked", batch_size=128, tta=None)
-    assert pipe.steps[pipe.step_index("segment")].config.method == "unet"
+    assert pipe.steps[pipe.step_index("segment")].config.method == "classical"
     classical = Pipeline.from_yaml("lung_nodule_classical")
     assert "fp_reduce" not in classical.labels
     assert classical.steps[classical.step_index("segment")].config.method == "classical"
@@ -171,3 +171,15 @@ def test_screening_pipeline_end_to_end(phantom: Any, tmp_path: Path) -> None:
     big = min(found, key=lambda n: math.dist(n.center_lps, truth[0]))
     assert 7.0 <= big.diameter_mm <= 13.0
     assert all(n.score >= pipe.threshold for n in result.nodules)
+
+
+def test_screening_pipeline_with_unet_segmentation(phantom: Any) -> None:
+    # The default segments with the classical grower; method: unet stays a working option.
+    pipe = Pipeline.from_yaml("lung_nodule_screening").with_step_config("segment", method="unet")
+    assert pipe.steps[pipe.step_index("segment")].config.method == "unet"
+    result = pipe.run(phantom.volume, device="cpu")
+    truth = [n.center_lps for n in phantom.truth.nodules]
+    found = [n for n in result.nodules if any(math.dist(n.center_lps, t) <= 5.0 for t in truth)]
+    assert len(found) == 2, result.nodules
+    big = min(found, key=lambda n: math.dist(n.center_lps, truth[0]))
+    assert 7.0 <= big.diameter_mm <= 13.0
