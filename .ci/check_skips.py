@@ -36,7 +36,11 @@ def skipped_tests(report: Path) -> list[tuple[str, str]]:
             # pytest writes "tests.io.test_x" or "tests.io.test_x.TestClass"
             parts = cls.split(".")
             module = next(
-                (i for i in range(len(parts), 0, -1) if Path(*parts[:i]).with_suffix(".py").is_file()),
+                (
+                    i
+                    for i in range(len(parts), 0, -1)
+                    if Path(*parts[:i]).with_suffix(".py").is_file()
+                ),
                 len(parts),
             )
             test_id = "/".join(parts[:module]) + ".py::" + "::".join([*parts[module:], name])
