@@ -7,17 +7,16 @@ import logging
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from medsnowball.cli import app
 from medsnowball.core.errors import ConfigError
 from medsnowball.pipeline.dask_executor import DaskExecutor, make_executor
 from medsnowball.pipeline.dask_security import check_scheduler_security, make_security
-
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
 
 runner = CliRunner()
 
