@@ -86,46 +86,12 @@ def generate_style_b(config: StyleBConfig, shapes: Sequence[NoduleShape]) -> Pha
     hila = paint_mediastinum(grid, hu, tissue, lungs, lay)
     for pts, cart in rib_polylines(grid, lay, frame):
         r = np.full(len(pts) - 1, 5.0 * lay.k)
-        if cart:
-            paint_tubes(
-                grid,
-                hu,
-                tissue,
-                pts[:-1],
-                pts[1:],
-                r,
-                r,
-                HU[T.CARTILAGE],
-                T.CARTILAGE,
-                mode="over",
-                clear=lungs,
-            )
-        else:
-            paint_tubes(
-                grid,
-                hu,
-                tissue,
-                pts[:-1],
-                pts[1:],
-                r,
-                r,
-                HU[T.CORTICAL_BONE],
-                T.CORTICAL_BONE,
-                mode="over",
-                clear=lungs,
-            )
-            paint_tubes(
-                grid,
-                hu,
-                tissue,
-                pts[:-1],
-                pts[1:],
-                r - 1.6,
-                r - 1.6,
-                HU[T.MARROW],
-                T.MARROW,
-                mode="over",
-            )
+        shell = T.CARTILAGE if cart else T.CORTICAL_BONE
+        a, b = pts[:-1], pts[1:]
+        paint_tubes(grid, hu, tissue, a, b, r, r, HU[shell], shell, mode="over", clear=lungs)
+        if not cart:  # bony rib: marrow inside the cortical shell
+            m = r - 1.6
+            paint_tubes(grid, hu, tissue, a, b, m, m, HU[T.MARROW], T.MARROW, mode="over")
     for k, z in enumerate(grid.axis(0)):
         fis.paint_slice(k, float(z), hu[k], tissue[k], lungs[k])
     times["anatomy"] = time.perf_counter() - t0

@@ -71,102 +71,87 @@ def paint_trees(
             if kind == "artery":
                 lumen_list.append(bronchi_beside(tree, hila.carina, rng))
     # airway walls, then lumens (main bronchi replace, intrapulmonary airways blend)
+    wall_label, lumen_label = T.AIRWAY_WALL, T.AIRWAY_LUMEN
     for lum, wall in lumen_list:
-        outer0, outer1 = lum.r0 + wall, lum.r1 + wall
-        paint_tubes(
-            grid,
-            hu,
-            tis,
-            lum.p0[:1],
-            lum.p1[:1],
-            outer0[:1],
-            outer1[:1],
-            HU[T.AIRWAY_WALL],
-            T.AIRWAY_WALL,
-            mode="over",
-            clear=lungs,
-        )
-        paint_tubes(
-            grid,
-            hu,
-            tis,
-            lum.p0[1:],
-            lum.p1[1:],
-            outer0[1:],
-            outer1[1:],
-            HU[T.AIRWAY_WALL],
-            T.AIRWAY_WALL,
-            mode="max",
-            within=lungs,
-        )
+        r0, r1 = lum.r0 + wall, lum.r1 + wall
+        _paint_root_then_branches(grid, hu, tis, lungs, lum, r0, r1, wall_label, wall_label, "max")
     for lum, _ in lumen_list:
-        paint_tubes(
-            grid,
-            hu,
-            tis,
-            lum.p0[:1],
-            lum.p1[:1],
-            lum.r0[:1],
-            lum.r1[:1],
-            HU[T.AIRWAY_LUMEN],
-            T.AIRWAY_LUMEN,
-            mode="over",
-            clear=lungs,
-        )
-        paint_tubes(
-            grid,
-            hu,
-            tis,
-            lum.p0[1:],
-            lum.p1[1:],
-            lum.r0[1:],
-            lum.r1[1:],
-            HU[T.AIRWAY_LUMEN],
-            T.AIRWAY_LUMEN,
-            mode="min",
-            within=lungs,
+        _paint_root_then_branches(
+            grid, hu, tis, lungs, lum, lum.r0, lum.r1, lumen_label, lumen_label, "min"
         )
     for (tree, _), root_label in zip(vessels, kinds, strict=True):
-        paint_tubes(
-            grid,
-            hu,
-            tis,
-            tree.p0[:1],
-            tree.p1[:1],
-            tree.r0[:1],
-            tree.r1[:1],
-            HU[root_label],
-            root_label,
-            mode="over",
-            clear=lungs,
-        )
         lab = np.where(tree.r0[1:] >= 1.5, int(T.LUNG_VESSEL), int(T.SMALL_VESSEL))
-        paint_tubes(
+        _paint_root_then_branches(
             grid,
             hu,
             tis,
-            tree.p0[1:],
-            tree.p1[1:],
-            tree.r0[1:],
-            tree.r1[1:],
-            HU[T.LUNG_VESSEL],
+            lungs,
+            tree,
+            tree.r0,
+            tree.r1,
+            root_label,
             lab,
-            mode="max",
-            within=lungs,
+            "max",
+            branch_hu=HU[T.LUNG_VESSEL],
         )
-    if lumen_list:  # mucus plugs follow one side's airway tree (parents index into it)
-        lumens = lumen_list[int(rng.integers(len(lumen_list)))][0]
-    else:
-        z3 = np.zeros((0, 3))
-        lumens = Segments(z3, z3.copy(), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
+    # mucus plugs follow one side's airway tree (parents index into it)
+    lumens = lumen_list[int(rng.integers(len(lumen_list)))][0] if lumen_list else _empty_segments()
     return vessels, lumens
+
+
+def _empty_segments() -> Segments:
+    z3 = np.zeros((0, 3))
+    return Segments(z3, z3.copy(), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
+
+
+def _paint_root_then_branches(
+    grid: Grid,
+    hu: NDArray[np.float32],
+    tis: NDArray[np.uint8],
+    lungs: NDArray[np.uint8],
+    seg: Segments,
+    r0: NDArray[np.float64],
+    r1: NDArray[np.float64],
+    root_label: T,
+    branch_label: int | NDArray[np.int64],
+    branch_mode: str,
+    branch_hu: float | None = None,
+) -> None:
+    """Paint a tree's root segment (outside the lungs: replaces what is there, clears the
+    lung label) and its intrapulmonary branches (blended with ``branch_mode``, inside the
+    lungs only). ``r0``/``r1`` are the radii to paint (lumen, or lumen plus wall)."""
+    paint_tubes(
+        grid,
+        hu,
+        tis,
+        seg.p0[:1],
+        seg.p1[:1],
+        r0[:1],
+        r1[:1],
+        HU[root_label],
+        root_label,
+        mode="over",
+        clear=lungs,
+    )
+    paint_tubes(
+        grid,
+        hu,
+        tis,
+        seg.p0[1:],
+        seg.p1[1:],
+        r0[1:],
+        r1[1:],
+        HU[root_label] if branch_hu is None else branch_hu,
+        branch_label,
+        mode=branch_mode,
+        within=lungs,
+    )
 
 
 def concat_intrapulmonary(trees: list[Segments]) -> Segments:
     """Intrapulmonary segments (roots dropped) of several trees."""
     if not trees:
-        z3 = np.zeros((0, 3))
-        return Segments(z3, z3.copy(), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
+        return _empty_segments()
     return Segments(
         np.concatenate([t.p0[1:] for t in trees]),
         np.concatenate([t.p1[1:] for t in trees]),
