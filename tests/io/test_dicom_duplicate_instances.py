@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from ct_slice_files import write_ct_slice
+from pydicom.uid import generate_uid
 
 from medsnowball.core.errors import InconsistentSeriesError
 from medsnowball.io.dicom_headers import clear_header_cache, read_header
@@ -19,43 +18,19 @@ PATIENT_ID = "MRN-445566"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.77.1"
 
 
-def _slice(path: Path, k: int, sop_uid: str) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.77"
-    ds.SeriesInstanceUID = SERIES_UID
-    ds.PatientName = PATIENT_NAME
-    ds.PatientID = PATIENT_ID
-    ds.Modality = "CT"
-    ds.InstanceNumber = k + 1
-    ds.ImagePositionPatient = [0.0, 0.0, 2.0 * k]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing = [0.7, 0.7]
-    ds.SliceThickness = 2.0
-    ds.Rows = ds.Columns = 16
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.RescaleIntercept = 0
-    ds.RescaleSlope = 1
-    arr = np.full((16, 16), -1000, np.int16)
-    arr[4:12, 4:12] = 40 + k  # every slice differs
-    ds.PixelData = arr.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
 def _series(folder: Path, sop_uids: list[str]) -> list[Path]:
     folder.mkdir(parents=True)
     paths = [folder / f"IM{k:04d}.dcm" for k in range(len(sop_uids))]
     for k, (path, uid) in enumerate(zip(paths, sop_uids, strict=True)):
-        _slice(path, k, uid)
+        write_ct_slice(
+            path,
+            k,
+            series_uid=SERIES_UID,
+            study_uid="1.2.826.0.1.3680043.8.498.77",
+            sop_uid=uid,
+            patient=(PATIENT_NAME, PATIENT_ID),
+            inner_hu=40 + k,  # every slice differs
+        )
     clear_header_cache()
     return paths
 

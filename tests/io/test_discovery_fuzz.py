@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from ct_slice_files import write_ct_slice
+from pydicom.uid import generate_uid
 
 from medsnowball.core.errors import CorruptFileError
 from medsnowball.io import find_cases
@@ -25,45 +25,19 @@ from medsnowball.io.dicom_headers import clear_header_cache, read_header
 N_SLICES = 4
 
 
-def _slice(path: Path, k: int, series_uid: str, *, thickness: float | None = 2.0,
-           z: float | None = None) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
-    ds.SeriesInstanceUID = series_uid
-    ds.Modality = "CT"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = k + 1
-    ds.ImagePositionPatient = [0.0, 0.0, float(2.0 * k if z is None else z)]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing = [0.7, 0.7]
-    if thickness is not None:
-        ds.SliceThickness = thickness
-    ds.Rows = ds.Columns = 16
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.RescaleIntercept = 0
-    ds.RescaleSlope = 1
-    arr = np.full((16, 16), -1000, np.int16)
-    arr[4:12, 4:12] = 40
-    ds.PixelData = arr.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
 def _series(folder: Path, **kw: object) -> list[Path]:
     folder.mkdir(parents=True)
     uid = generate_uid()
     paths = [folder / f"s{k}.dcm" for k in range(N_SLICES)]
     for k, p in enumerate(paths):
-        _slice(p, k, uid, **kw)  # type: ignore[arg-type]
+        write_ct_slice(
+            p,
+            k,
+            series_uid=uid,
+            study_uid="1.2.826.0.1.3680043.8.498.1",
+            series_number=1,
+            **kw,  # type: ignore[arg-type]
+        )
     return paths
 
 
