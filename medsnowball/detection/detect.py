@@ -176,11 +176,26 @@ def compute_candidate_features(
     return features, centres, diameters, iso
 
 
-def _warn_out_of_range(volume: CTVolume, iso: IsoLungImage) -> None:
-    dz, dy, dx = volume.spacing_zyx
+def voxel_size_in_fitted_range(spacing_zyx: tuple[float, float, float]) -> bool:
+    """True when slices and pixels lie in the ranges the packaged scorer was fitted on.
+
+    Args:
+        spacing_zyx: Voxel size in mm (z, y, x).
+
+    Returns:
+        ``FITTED_SLICE_SPACING_MM`` holds the slice spacing and ``FITTED_PIXEL_SPACING_MM``
+        both pixel sizes.
+    """
+    dz, dy, dx = spacing_zyx
     lo, hi = FITTED_SLICE_SPACING_MM
     plo, phi = FITTED_PIXEL_SPACING_MM
-    if not (lo <= dz <= hi and plo <= min(dy, dx) and max(dy, dx) <= phi):
+    return lo <= dz <= hi and plo <= min(dy, dx) and max(dy, dx) <= phi
+
+
+def _warn_out_of_range(volume: CTVolume, iso: IsoLungImage) -> None:
+    lo, hi = FITTED_SLICE_SPACING_MM
+    plo, phi = FITTED_PIXEL_SPACING_MM
+    if not voxel_size_in_fitted_range(volume.spacing_zyx):
         log.warning(
             "Voxel size %s mm of %s lies outside the range the candidate scorer was fitted on "
             "(slices %g-%g mm, pixels %g-%g mm); candidate scores are less reliable.",

@@ -132,13 +132,17 @@ def voxel_size_flags(volume: CTVolume) -> list[QualityFlag]:
     Returns:
         Zero or one flag.
     """
-    from medsnowball.detection.detect import FITTED_PIXEL_SPACING_MM, FITTED_SLICE_SPACING_MM
+    from medsnowball.detection.detect import (
+        FITTED_PIXEL_SPACING_MM,
+        FITTED_SLICE_SPACING_MM,
+        voxel_size_in_fitted_range,
+    )
 
+    if voxel_size_in_fitted_range(volume.spacing_zyx):
+        return []
     dz, dy, dx = (float(v) for v in volume.spacing_zyx)
     lo, hi = FITTED_SLICE_SPACING_MM
     plo, phi = FITTED_PIXEL_SPACING_MM
-    if lo <= dz <= hi and plo <= min(dy, dx) and max(dy, dx) <= phi:
-        return []
     return [
         QualityFlag(
             CODE_VOXEL_SIZE,
